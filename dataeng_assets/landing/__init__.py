@@ -1,0 +1,1 @@
+"""The landing zone: files as upstream delivers them (replay) and how the raw layer reads them."""

@@ -1,0 +1,1 @@
+"""Pure transformations: DataFrames in, DataFrames out. No Dagster, no storage, no environment."""
