@@ -9,8 +9,10 @@ from dataeng_assets.resources import build_resources
 from dataeng_assets.settings import load_settings
 from dataeng_assets.sources import registry
 
+ALL_ASSETS = [*build_source_assets(list(registry().values())), flight_delay]
+
 defs = Definitions(
-    assets=[*build_source_assets(list(registry().values())), flight_delay],
+    assets=ALL_ASSETS,
     jobs=[all_assets_job],
     resources=build_resources(load_settings()),
     # Steps share one process: each step's work is seconds, a fresh process per step would cost

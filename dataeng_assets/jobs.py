@@ -2,13 +2,10 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from dataeng_assets.partitions import DAILY_2013
-
 ALL_ASSETS_JOB = "all_assets"
 
 all_assets_job = define_asset_job(
     ALL_ASSETS_JOB,
     selection=AssetSelection.all(),
-    partitions_def=DAILY_2013,
     description="Landing files to raw, cleaned and feature tables for a window of days.",
 )

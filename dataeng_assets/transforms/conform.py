@@ -149,19 +149,21 @@ def local_to_utc(
 
     In the repeated hour when daylight saving ends, the local time alone is ambiguous: ``hint_utc``
     (a delivered UTC hour) picks the matching reading; without it the first (daylight) reading is
-    used. Times skipped when daylight saving starts are shifted forward.
+    used. A time skipped when daylight saving starts (02:30 on 10 March) is read one hour later.
     """
     columns = [c for c in ("year", "month", "day", "hour", "minute") if c in parts]
     naive = pd.to_datetime(parts[columns].astype("float64"), errors="coerce")
-    first = naive.dt.tz_localize(tz, ambiguous=np.ones(len(naive), bool), nonexistent="shift_forward")
+    first = naive.dt.tz_localize(
+        tz, ambiguous=np.ones(len(naive), bool), nonexistent=pd.Timedelta(hours=1)
+    ).dt.tz_convert("UTC")
     if hint_utc is None:
-        return first.dt.tz_convert("UTC").dt.as_unit("us")
+        return first.dt.as_unit("us")
     second = naive.dt.tz_localize(
-        tz, ambiguous=np.zeros(len(naive), bool), nonexistent="shift_forward"
-    )
-    hint_hour = hint_utc.dt.floor("h")
-    use_second = second.dt.floor("h").eq(hint_hour).fillna(False) & first.ne(second)
-    return first.where(~use_second, second).dt.tz_convert("UTC").dt.as_unit("us")
+        tz, ambiguous=np.zeros(len(naive), bool), nonexistent=pd.Timedelta(hours=1)
+    ).dt.tz_convert("UTC")
+    # Only where the two readings differ (the repeated hour) does the hint decide.
+    use_second = first.ne(second) & second.dt.floor("h").eq(hint_utc.dt.floor("h")).fillna(False)
+    return first.where(~use_second, second).dt.as_unit("us")
 
 
 def clean_table(

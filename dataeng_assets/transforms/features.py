@@ -94,6 +94,6 @@ def build_flight_delay_features(
 
     local = out["sched_dep_at"].dt.tz_convert(LOCAL_TZ)
     out["sched_hour"] = local.dt.hour.astype("Int64")
-    out["weekday"] = local.dt.weekday.astype("Int64")
+    out["weekday"] = local.dt.day_of_week.astype("Int64")
     out["on_time"] = is_on_time(out).astype("boolean")
     return out[contract.column_names].reset_index(drop=True)

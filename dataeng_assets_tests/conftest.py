@@ -1,0 +1,88 @@
+"""Shared fixtures: a replayed landing zone, fresh lakes, and a way to run a window of days."""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.fs as pafs
+import pytest
+from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
+from deltalake import DeltaTable
+
+from dataeng_assets.definitions import ALL_ASSETS
+from dataeng_assets.landing.replay import read_package_table, replay
+from dataeng_assets.resources import build_resources
+from dataeng_assets.settings import Settings
+from dataeng_assets.storage.delta_io_manager import to_pandas
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+FIRST_DAY = dt.date(2013, 1, 1)
+LAST_DAY = dt.date(2013, 1, 14)
+
+
+@cache
+def package_flights() -> pd.DataFrame:
+    """The package's own flights, for expected counts (read by path, like the replay)."""
+    table = read_package_table("flights")
+    frame = table.select(["year", "month", "day"]).to_pandas().astype(int)
+    frame["date"] = pd.to_datetime(frame[["year", "month", "day"]]).dt.date
+    return frame
+
+
+def expected_daily_counts(start: dt.date, end: dt.date) -> dict[dt.date, int]:
+    """Flights per local day in [start, end] according to the package."""
+    counts = package_flights()["date"].value_counts()
+    return {d: int(n) for d, n in counts.items() if start <= d <= end}
+
+
+def local_settings(landing: Path | str, lake: Path | str) -> Settings:
+    return Settings(
+        landing_root=str(landing),
+        lake_root=str(lake),
+        s3_endpoint_url=None,
+        s3_region=None,
+        s3_allow_http=False,
+        s3_credentials_in_env=False,
+    )
+
+
+def run_window(
+    resources: dict,
+    start: dt.date,
+    end: dt.date,
+    selection: AssetSelection | str = "*",
+    instance: DagsterInstance | None = None,
+) -> ExecuteInProcessResult:
+    """Materialize ``selection`` for the days start..end (inclusive) in one run, as a backfill does."""
+    return materialize(
+        ALL_ASSETS,
+        selection=selection,
+        resources=resources,
+        instance=instance,
+        tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+    )
+
+
+def read_table(uri: str, storage_options: dict | None = None) -> pd.DataFrame:
+    return to_pandas(DeltaTable(uri, storage_options=storage_options).to_pyarrow_table())
+
+
+@pytest.fixture(scope="session")
+def landing_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first two weeks of January 2013 replayed as CSV files, shared by the session (read-only)."""
+    root = tmp_path_factory.mktemp("landing")
+    replay(pafs.LocalFileSystem(), str(root), FIRST_DAY, LAST_DAY)
+    return root
+
+
+@pytest.fixture(scope="session")
+def two_weeks_lake(tmp_path_factory: pytest.TempPathFactory, landing_dir: Path) -> Path:
+    """A lake with every asset materialized for the two weeks, in one single-run backfill."""
+    lake = tmp_path_factory.mktemp("lake")
+    result = run_window(build_resources(local_settings(landing_dir, lake)), FIRST_DAY, LAST_DAY)
+    assert result.success
+    return lake
