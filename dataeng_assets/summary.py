@@ -1,6 +1,6 @@
 """Print what is in the lake: rows, days, Delta version and location of every table.
 
-    python -m dataeng_assets.summary
+python -m dataeng_assets.summary
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 
 import pyarrow as pa
-
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
@@ -54,7 +53,9 @@ def main() -> int:
     for row in table_summaries(io_manager):
         if row["rows"] is None:
             missing += 1
-            print(f"{row['table']:24s} {'-':>9s} {'-':>5s} {'-':>7s}  {row['uri']} (not materialized)")
+            print(
+                f"{row['table']:24s} {'-':>9s} {'-':>5s} {'-':>7s}  {row['uri']} (not materialized)"
+            )
             continue
         days = "" if row["days"] is None else str(row["days"])
         print(f"{row['table']:24s} {row['rows']:9d} {days:>5s} {row['version']:7d}  {row['uri']}")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pytest
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -21,8 +20,6 @@ from dataeng_assets.partitions import DAILY_2013, SINGLE_RUN_BACKFILL
 from dataeng_assets.resources import build_resources
 from dataeng_assets.storage.delta_io_manager import (
     DeltaLakeIOManager,
-    DeltaSchemaError,
-    PartitionWindowError,
 )
 from dataeng_assets.storage.object_store import ObjectStore
 from dataeng_assets_tests.conftest import (
@@ -120,16 +117,18 @@ def _first_error(result) -> str:
 
 def test_a_wrong_typed_partition_column_raises_and_leaves_the_table_intact(tmp_path: Path) -> None:
     uri = str(tmp_path / "test" / "values")
-    assert _run(_partitioned_asset(["test", "values"], _good_frame), tmp_path,
-                "2013-01-01", "2013-01-07").success
+    assert _run(
+        _partitioned_asset(["test", "values"], _good_frame), tmp_path, "2013-01-01", "2013-01-07"
+    ).success
     version, before = DeltaTable(uri).version(), read_table(uri)
 
     def string_dates(start: dt.date, end: dt.date) -> pd.DataFrame:
         frame = _good_frame(start, end)
         return frame.assign(date=frame["date"].map(dt.date.isoformat))
 
-    result = _run(_partitioned_asset(["test", "values"], string_dates), tmp_path,
-                  "2013-01-03", "2013-01-03")
+    result = _run(
+        _partitioned_asset(["test", "values"], string_dates), tmp_path, "2013-01-03", "2013-01-03"
+    )
     assert not result.success
     message = _first_error(result)
     assert "PartitionWindowError" in message and "must be a date" in message
@@ -141,8 +140,9 @@ def test_rows_outside_the_window_are_refused(tmp_path: Path) -> None:
     def spills_over(start: dt.date, end: dt.date) -> pd.DataFrame:
         return _good_frame(start, end + dt.timedelta(days=1))
 
-    result = _run(_partitioned_asset(["test", "values"], spills_over), tmp_path,
-                  "2013-01-01", "2013-01-02")
+    result = _run(
+        _partitioned_asset(["test", "values"], spills_over), tmp_path, "2013-01-01", "2013-01-02"
+    )
     assert not result.success
     assert "fall outside the run's window" in _first_error(result)
     assert "2013-01-03" in _first_error(result)
@@ -150,14 +150,16 @@ def test_rows_outside_the_window_are_refused(tmp_path: Path) -> None:
 
 def test_new_columns_are_merged_and_changed_types_are_refused(tmp_path: Path) -> None:
     uri = str(tmp_path / "test" / "values")
-    assert _run(_partitioned_asset(["test", "values"], _good_frame), tmp_path,
-                "2013-01-01", "2013-01-03").success
+    assert _run(
+        _partitioned_asset(["test", "values"], _good_frame), tmp_path, "2013-01-01", "2013-01-03"
+    ).success
 
     def with_extra(start: dt.date, end: dt.date) -> pd.DataFrame:
         return _good_frame(start, end).assign(note="added")
 
-    assert _run(_partitioned_asset(["test", "values"], with_extra), tmp_path,
-                "2013-01-03", "2013-01-03").success
+    assert _run(
+        _partitioned_asset(["test", "values"], with_extra), tmp_path, "2013-01-03", "2013-01-03"
+    ).success
     merged = read_table(uri).sort_values("date")
     assert merged["note"].isna().tolist() == [True, True, False]
     assert merged["note"].iloc[2] == "added" and merged["value"].tolist() == [0, 1, 0]
@@ -166,8 +168,9 @@ def test_new_columns_are_merged_and_changed_types_are_refused(tmp_path: Path) ->
         return _good_frame(start, end).assign(value="text")
 
     version = DeltaTable(uri).version()
-    result = _run(_partitioned_asset(["test", "values"], retyped), tmp_path,
-                  "2013-01-02", "2013-01-02")
+    result = _run(
+        _partitioned_asset(["test", "values"], retyped), tmp_path, "2013-01-02", "2013-01-02"
+    )
     assert not result.success
     message = _first_error(result)
     assert "incompatible schema change" in message and "value: table has" in message
@@ -176,13 +179,15 @@ def test_new_columns_are_merged_and_changed_types_are_refused(tmp_path: Path) ->
 
 def test_a_broken_table_is_reported_not_recreated(tmp_path: Path) -> None:
     uri = tmp_path / "test" / "values"
-    assert _run(_partitioned_asset(["test", "values"], _good_frame), tmp_path,
-                "2013-01-01", "2013-01-02").success
+    assert _run(
+        _partitioned_asset(["test", "values"], _good_frame), tmp_path, "2013-01-01", "2013-01-02"
+    ).success
     log = uri / "_delta_log"
     first_commit = sorted(log.glob("*.json"))[0]
     first_commit.write_text("this is not a delta log")
-    result = _run(_partitioned_asset(["test", "values"], _good_frame), tmp_path,
-                  "2013-01-03", "2013-01-03")
+    result = _run(
+        _partitioned_asset(["test", "values"], _good_frame), tmp_path, "2013-01-03", "2013-01-03"
+    )
     assert not result.success
     # Nothing was created over the broken table: its damaged log is still the only history.
     assert first_commit.read_text() == "this is not a delta log"
@@ -205,15 +210,18 @@ def test_a_window_load_opens_only_that_windows_files(two_weeks_lake: Path, tmp_p
     )
     frame = io_manager.load_input(context)
     assert set(frame["date"]) == {dt.date(2013, 1, 10)}
-    assert len(frame) == expected_daily_counts(dt.date(2013, 1, 10), dt.date(2013, 1, 10))[
-        dt.date(2013, 1, 10)
-    ]
+    assert (
+        len(frame)
+        == expected_daily_counts(dt.date(2013, 1, 10), dt.date(2013, 1, 10))[dt.date(2013, 1, 10)]
+    )
 
 
 def test_output_metadata_describes_the_commit(landing_dir: Path, tmp_path: Path) -> None:
     instance = DagsterInstance.ephemeral()
     resources = build_resources(local_settings(landing_dir, tmp_path))
-    assert run_window(resources, WEEK_START, dt.date(2013, 1, 2), "key:raw/flights", instance).success
+    assert run_window(
+        resources, WEEK_START, dt.date(2013, 1, 2), "key:raw/flights", instance
+    ).success
     event = instance.get_latest_materialization_event(AssetKey(["raw", "flights"]))
     metadata = event.asset_materialization.metadata
     expected_rows = sum(expected_daily_counts(WEEK_START, dt.date(2013, 1, 2)).values())
@@ -222,6 +230,8 @@ def test_output_metadata_describes_the_commit(landing_dir: Path, tmp_path: Path)
     assert metadata["dagster/table_name"].value == "raw.flights"
     columns = {c.name: c for c in metadata["dagster/column_schema"].schema.columns}
     assert columns["carrier"].type == "string" and columns["carrier"].description
-    assert metadata["delta/version"].value == DeltaTable(str(tmp_path / "raw" / "flights")).version()
+    assert (
+        metadata["delta/version"].value == DeltaTable(str(tmp_path / "raw" / "flights")).version()
+    )
     assert metadata["delta/files_written"].value == 2
     assert metadata["delta/bytes_written"].value > 10_000

@@ -12,7 +12,12 @@ from dataeng_assets_tests.conftest import read_table
 
 CONTRACT = load_contract("features/flight_delay.yaml")
 DAY = dt.date(2013, 1, 10)
-RATES = ["carrier_on_time_rate_7d", "carrier_flights_7d", "route_on_time_rate_7d", "route_flights_7d"]
+RATES = [
+    "carrier_on_time_rate_7d",
+    "carrier_flights_7d",
+    "route_on_time_rate_7d",
+    "route_flights_7d",
+]
 KEY = ["carrier", "flight", "origin", "sched_dep_at"]
 
 
@@ -25,8 +30,12 @@ def inputs(two_weeks_lake: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     )
 
 
-def _features_for_day(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame) -> pd.DataFrame:
-    frame = build_flight_delay_features(flights, weather, planes, DAY, DAY + dt.timedelta(days=1), CONTRACT)
+def _features_for_day(
+    flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame
+) -> pd.DataFrame:
+    frame = build_flight_delay_features(
+        flights, weather, planes, DAY, DAY + dt.timedelta(days=1), CONTRACT
+    )
     return frame.sort_values(KEY).reset_index(drop=True)
 
 

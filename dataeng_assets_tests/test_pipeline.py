@@ -39,8 +39,11 @@ def test_raw_rows_carry_their_source_file_and_load_time(two_weeks_lake: Path) ->
 
 def test_cleaned_flights_have_real_utc_times_and_flag_cancellations(two_weeks_lake: Path) -> None:
     cleaned = read_table(str(two_weeks_lake / "cleaned" / "flights"))
-    first = cleaned[(cleaned["carrier"] == "UA") & (cleaned["flight"] == 1545)
-                    & (cleaned["date"] == dt.date(2013, 1, 1))].iloc[0]
+    first = cleaned[
+        (cleaned["carrier"] == "UA")
+        & (cleaned["flight"] == 1545)
+        & (cleaned["date"] == dt.date(2013, 1, 1))
+    ].iloc[0]
     # UA 1545 left EWR at 05:15 local (EST, UTC-5) on 2013-01-01, 2 minutes late.
     assert first["sched_dep_at"] == pd.Timestamp("2013-01-01T10:15:00Z")
     assert first["dep_at"] == pd.Timestamp("2013-01-01T10:17:00Z")
@@ -53,7 +56,10 @@ def test_cleaned_flights_have_real_utc_times_and_flag_cancellations(two_weeks_la
     in_window = package[(package["month"] == "1") & package["day"].astype(int).between(1, 14)]
     assert int(cleaned["cancelled"].sum()) == int((in_window["dep_time"] == "NA").sum()) > 0
     assert cleaned.loc[cleaned["cancelled"], "dep_at"].isna().all()
-    assert str(cleaned["flight"].dtype) == "Int64" and str(cleaned["sched_dep_at"].dtype) == "datetime64[us, UTC]"
+    assert (
+        str(cleaned["flight"].dtype) == "Int64"
+        and str(cleaned["sched_dep_at"].dtype) == "datetime64[us, UTC]"
+    )
 
 
 def test_reference_tables_are_cleaned_snapshots(two_weeks_lake: Path) -> None:

@@ -41,30 +41,49 @@ def _raw(**columns: list[str]) -> pd.DataFrame:
 
 
 def test_values_are_typed_and_missing_markers_become_missing() -> None:
-    raw = _raw(code=["a", "b"], count=["1", "NA"], ratio=["0.5", ""], flag=["true", "0"],
-               at=["2013-01-01T10:00:00Z", "NA"])
+    raw = _raw(
+        code=["a", "b"],
+        count=["1", "NA"],
+        ratio=["0.5", ""],
+        flag=["true", "0"],
+        at=["2013-01-01T10:00:00Z", "NA"],
+    )
     typed, problems = cast_to_contract(raw, CONTRACT)
     assert problems.empty
     assert typed["count"].tolist() == [1, pd.NA] and str(typed["count"].dtype) == "Int64"
     assert typed["ratio"].isna().tolist() == [False, True]
     assert typed["flag"].tolist() == [True, False]
-    assert typed["at"].iloc[0] == pd.Timestamp("2013-01-01T10:00:00Z") and pd.isna(typed["at"].iloc[1])
+    assert typed["at"].iloc[0] == pd.Timestamp("2013-01-01T10:00:00Z") and pd.isna(
+        typed["at"].iloc[1]
+    )
 
 
 def test_a_value_that_cannot_be_typed_is_reported_with_its_file_and_row() -> None:
-    raw = _raw(code=["a", "b", "c"], count=["1", "two", "3.5"], ratio=["1", "1", "1"],
-               flag=["t", "f", "maybe"], at=["NA"] * 3)
+    raw = _raw(
+        code=["a", "b", "c"],
+        count=["1", "two", "3.5"],
+        ratio=["1", "1", "1"],
+        flag=["t", "f", "maybe"],
+        at=["NA"] * 3,
+    )
     _, problems = cast_to_contract(raw, CONTRACT)
-    assert sorted(zip(problems["column"], problems["value"], problems["_source_row"], strict=True)) == [
-        ("count", "3.5", 3), ("count", "two", 2), ("flag", "maybe", 3)
-    ]
-    with pytest.raises(ContractViolation, match=r"t/2013-01-01.csv row 2: column 'count' value 'two'"):
+    assert sorted(
+        zip(problems["column"], problems["value"], problems["_source_row"], strict=True)
+    ) == [("count", "3.5", 3), ("count", "two", 2), ("flag", "maybe", 3)]
+    with pytest.raises(
+        ContractViolation, match=r"t/2013-01-01.csv row 2: column 'count' value 'two'"
+    ):
         clean_table(raw, CONTRACT)
 
 
 def test_exact_duplicates_ignore_lineage_and_key_duplicates_keep_the_last_delivery() -> None:
-    raw = _raw(code=["a", "a", "b", "b"], count=["1", "1", "1", "2"], ratio=["0"] * 4,
-               flag=["t"] * 4, at=["NA"] * 4)
+    raw = _raw(
+        code=["a", "a", "b", "b"],
+        count=["1", "1", "1", "2"],
+        ratio=["0"] * 4,
+        flag=["t"] * 4,
+        at=["NA"] * 4,
+    )
     frame, exact = drop_exact_duplicates(raw)
     assert exact == 1 and len(frame) == 3
     result = clean_table(raw, CONTRACT, natural_key=["code"])
@@ -74,8 +93,15 @@ def test_exact_duplicates_ignore_lineage_and_key_duplicates_keep_the_last_delive
 
 
 def test_local_times_become_utc_across_daylight_saving() -> None:
-    parts = pd.DataFrame({"year": [2013, 2013, 2013], "month": [1, 7, 3], "day": [1, 1, 10],
-                          "hour": [5, 5, 2], "minute": [15, 15, 30]})
+    parts = pd.DataFrame(
+        {
+            "year": [2013, 2013, 2013],
+            "month": [1, 7, 3],
+            "day": [1, 1, 10],
+            "hour": [5, 5, 2],
+            "minute": [15, 15, 30],
+        }
+    )
     utc = local_to_utc(parts)
     assert utc.tolist() == [
         pd.Timestamp("2013-01-01T10:15Z"),  # EST, UTC-5
@@ -91,14 +117,26 @@ def test_the_repeated_november_hour_is_told_apart_by_the_delivered_utc_hour() ->
 
 
 def test_flight_times_and_the_cancelled_flag() -> None:
-    flights = pd.DataFrame({
-        "year": [2013, 2013], "month": [1, 1], "day": [1, 1], "hour": [23, 6], "minute": [59, 0],
-        "dep_time": pd.array([14, None], dtype="Int64"), "dep_delay": [15.0, None],
-        "time_hour": pd.to_datetime(["2013-01-02T04:00Z", "2013-01-01T11:00Z"]),
-    })
+    flights = pd.DataFrame(
+        {
+            "year": [2013, 2013],
+            "month": [1, 1],
+            "day": [1, 1],
+            "hour": [23, 6],
+            "minute": [59, 0],
+            "dep_time": pd.array([14, None], dtype="Int64"),
+            "dep_delay": [15.0, None],
+            "time_hour": pd.to_datetime(["2013-01-02T04:00Z", "2013-01-01T11:00Z"]),
+        }
+    )
     out = build_flight_times(flights)
-    assert out["sched_dep_at"].tolist() == [pd.Timestamp("2013-01-02T04:59Z"), pd.Timestamp("2013-01-01T11:00Z")]
-    assert out["dep_at"].iloc[0] == pd.Timestamp("2013-01-02T05:14Z") and pd.isna(out["dep_at"].iloc[1])
+    assert out["sched_dep_at"].tolist() == [
+        pd.Timestamp("2013-01-02T04:59Z"),
+        pd.Timestamp("2013-01-01T11:00Z"),
+    ]
+    assert out["dep_at"].iloc[0] == pd.Timestamp("2013-01-02T05:14Z") and pd.isna(
+        out["dep_at"].iloc[1]
+    )
     assert out["cancelled"].tolist() == [False, True]
 
 

@@ -1,6 +1,5 @@
 """Raw and cleaned assets for every source in the registry, built by one factory."""
 
-
 import datetime as dt
 import hashlib
 
@@ -12,6 +11,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     Backoff,
+    Failure,
     Jitter,
     MetadataValue,
     Output,
@@ -22,7 +22,12 @@ from dagster import (
 from dataeng_assets.assets import CLEANED, IO_MANAGER_KEY, RAW
 from dataeng_assets.assets.metadata import column_schema
 from dataeng_assets.contracts import partition_column
-from dataeng_assets.landing.files import EXTENSIONS, DeliveryError, list_delivered, read_source_delivery
+from dataeng_assets.landing.files import (
+    EXTENSIONS,
+    DeliveryError,
+    list_delivered,
+    read_source_delivery,
+)
 from dataeng_assets.partitions import DAILY_2013, SINGLE_RUN_BACKFILL
 from dataeng_assets.sources import Source
 from dataeng_assets.storage.delta_io_manager import to_pandas
@@ -30,7 +35,9 @@ from dataeng_assets.storage.object_store import ObjectStore
 from dataeng_assets.transforms.conform import clean_table
 
 # Reading the landing zone is I/O: a flaky store gets another try, with backoff and jitter.
-IO_RETRY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+IO_RETRY = RetryPolicy(
+    max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
 
 
 def window_days(context: AssetExecutionContext) -> list[dt.date]:
@@ -66,6 +73,13 @@ def build_raw_asset(source: Source) -> AssetsDefinition:
         },
     )
     def raw_asset(context: AssetExecutionContext, landing: ObjectStore) -> Output[pd.DataFrame]:
+        try:
+            return read_window(context, landing)
+        except DeliveryError as error:
+            # A bad or missing delivery is not transient: retrying cannot fix it, a person can.
+            raise Failure(description=str(error), allow_retries=False) from error
+
+    def read_window(context: AssetExecutionContext, landing: ObjectStore) -> Output[pd.DataFrame]:
         fs, root = landing.filesystem()
         loaded_at = dt.datetime.now(dt.UTC)
         days: list[dt.date | None] = window_days(context) if source.is_daily else [None]
@@ -89,7 +103,9 @@ def build_raw_asset(source: Source) -> AssetsDefinition:
             files_read += [f.relative_path for f in files]
             extra_columns.update(extra)
         if extra_columns:
-            context.log.warning(f"{source.name}: undeclared column(s) kept in raw: {sorted(extra_columns)}")
+            context.log.warning(
+                f"{source.name}: undeclared column(s) kept in raw: {sorted(extra_columns)}"
+            )
         frame = to_pandas(pa.concat_tables(tables, promote_options="default"))
         return Output(
             frame,

@@ -1,6 +1,5 @@
 """Feature tables built from the cleaned layer."""
 
-
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
@@ -30,7 +29,9 @@ _FLIGHTS_WITH_HISTORY = TimeWindowPartitionMapping(
     key=AssetKey([FEATURES, "flight_delay"]),
     group_name=FEATURES,
     ins={
-        "flights": AssetIn(key=AssetKey([CLEANED, "flights"]), partition_mapping=_FLIGHTS_WITH_HISTORY),
+        "flights": AssetIn(
+            key=AssetKey([CLEANED, "flights"]), partition_mapping=_FLIGHTS_WITH_HISTORY
+        ),
         "weather": AssetIn(key=AssetKey([CLEANED, "weather"])),
         "planes": AssetIn(key=AssetKey([CLEANED, "planes"])),
     },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import posixpath
 from dataclasses import dataclass
 
@@ -29,9 +30,7 @@ class DeliveredFile:
     mtime_ns: int | None
 
 
-def list_delivered(
-    fs: pafs.FileSystem, root: str, stem: str, fmt: str
-) -> list[DeliveredFile]:
+def list_delivered(fs: pafs.FileSystem, root: str, stem: str, fmt: str) -> list[DeliveredFile]:
     """Files ``<stem>.<ext>`` and ``<stem>_<suffix>.<ext>`` below ``root``, sorted by name."""
     directory, base = posixpath.split(stem)
     selector = pafs.FileSelector(posixpath.join(root, directory), allow_not_found=True)
@@ -56,7 +55,9 @@ def list_delivered(
 def _all_strings(table: pa.Table) -> pa.Table:
     return pa.table(
         {
-            name: column if pa.types.is_large_string(column.type) else pc.cast(column, pa.large_string())
+            name: column
+            if pa.types.is_large_string(column.type)
+            else pc.cast(column, pa.large_string())
             for name, column in zip(table.column_names, table.columns, strict=True)
         }
     )
@@ -82,10 +83,19 @@ def read_delivered(fs: pafs.FileSystem, file: DeliveredFile, fmt: str) -> pa.Tab
         elif fmt == "parquet":
             table = pq.read_table(io.BytesIO(data))
         elif fmt == "jsonl":
-            table = pajson.read_json(io.BytesIO(data))
+            # Declared as strings so pyarrow does not guess (it would turn ISO times into timestamps
+            # and print them back differently); keys not on the first line are still read.
+            first = json.loads(data.split(b"\n", 1)[0])
+            schema = pa.schema([(name, pa.large_string()) for name in first])
+            table = pajson.read_json(
+                io.BytesIO(data),
+                parse_options=pajson.ParseOptions(
+                    explicit_schema=schema, unexpected_field_behavior="infer"
+                ),
+            )
         else:
             raise DeliveryError(f"{file.relative_path}: unknown format {fmt!r}")
-    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+    except (pa.ArrowInvalid, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DeliveryError(f"{file.relative_path}: cannot be read as {fmt}: {error}") from error
     return _all_strings(table)
 

@@ -106,7 +106,9 @@ def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
 def _local_day(table: pa.Table) -> pa.Array:
     """YYYY-MM-DD of each row from its local year/month/day columns."""
     pad = lambda column: pc.utf8_lpad(table[column], 2, "0")  # noqa: E731
-    return pc.binary_join_element_wise(table["year"], pad("month"), pad("day"), pa.scalar("-", pa.large_string()))
+    return pc.binary_join_element_wise(
+        table["year"], pad("month"), pad("day"), pa.scalar("-", pa.large_string())
+    )
 
 
 def replay(
@@ -158,12 +160,23 @@ def landing_store(dest: str | None) -> ObjectStore:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dataeng-replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2013, 1, 1))
-    parser.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2013, 1, 31),
-                        help="last day, inclusive")
-    parser.add_argument("--format", choices=sorted(EXTENSIONS), default=None,
-                        help="file format (default: each source's declared format)")
-    parser.add_argument("--dest", default=None,
-                        help="landing root: a folder or s3://bucket/prefix (default: settings)")
+    parser.add_argument(
+        "--end",
+        type=dt.date.fromisoformat,
+        default=dt.date(2013, 1, 31),
+        help="last day, inclusive",
+    )
+    parser.add_argument(
+        "--format",
+        choices=sorted(EXTENSIONS),
+        default=None,
+        help="file format (default: each source's declared format)",
+    )
+    parser.add_argument(
+        "--dest",
+        default=None,
+        help="landing root: a folder or s3://bucket/prefix (default: settings)",
+    )
     args = parser.parse_args(argv)
     if args.end < args.start:
         parser.error("--end is before --start")

@@ -16,8 +16,9 @@ def build_flight_times(flights: pd.DataFrame) -> pd.DataFrame:
     alone is not. A flight without a departure time never left: ``cancelled``, kept, not dropped.
     """
     out = flights.copy()
-    out["sched_dep_at"] = local_to_utc(out[["year", "month", "day", "hour", "minute"]],
-                                       hint_utc=out["time_hour"])
+    out["sched_dep_at"] = local_to_utc(
+        out[["year", "month", "day", "hour", "minute"]], hint_utc=out["time_hour"]
+    )
     delay = pd.to_timedelta(out["dep_delay"], unit="min")
     out["dep_at"] = (out["sched_dep_at"] + delay).dt.as_unit("us")
     out["cancelled"] = out["dep_time"].isna().astype("boolean")

@@ -14,6 +14,7 @@ def build_observation_time(weather: pd.DataFrame) -> pd.DataFrame:
     the delivered ``time_hour`` tells the two readings apart, so both observations are kept.
     """
     out = weather.copy()
-    out["observed_at"] = local_to_utc(out[["year", "month", "day", "hour"]],
-                                      hint_utc=out["time_hour"])
+    out["observed_at"] = local_to_utc(
+        out[["year", "month", "day", "hour"]], hint_utc=out["time_hour"]
+    )
     return out

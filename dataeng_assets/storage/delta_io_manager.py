@@ -5,7 +5,6 @@ run's window (``date >= start AND date < end``) and nothing else, so any window 
 gives the same table. Written with delta-rs; works the same on a local folder and on S3.
 """
 
-
 import datetime as dt
 import random
 import time
@@ -88,7 +87,9 @@ def window_dates(context: InputContext | OutputContext) -> tuple[dt.date, dt.dat
 
 
 def window_predicate(start: dt.date, end: dt.date) -> str:
-    return f"{PARTITION_COLUMN} >= '{start.isoformat()}' AND {PARTITION_COLUMN} < '{end.isoformat()}'"
+    return (
+        f"{PARTITION_COLUMN} >= '{start.isoformat()}' AND {PARTITION_COLUMN} < '{end.isoformat()}'"
+    )
 
 
 def check_window(table: pa.Table, start: dt.date, end: dt.date, name: str) -> None:
@@ -219,9 +220,7 @@ class DeltaLakeIOManager(ConfigurableIOManager):
         if predicate is not None and f"partition.{PARTITION_COLUMN}" in files.column_names:
             start, end = window_dates(context)
             day = pc.cast(files[f"partition.{PARTITION_COLUMN}"], pa.date32())
-            files = files.filter(
-                pc.and_(pc.greater_equal(day, start), pc.less(day, end))
-            )
+            files = files.filter(pc.and_(pc.greater_equal(day, start), pc.less(day, end)))
         descriptions = {}
         declared = context.definition_metadata.get("dagster/column_schema")
         if isinstance(declared, TableSchema):

@@ -1,6 +1,5 @@
 """Where files and tables live: a local folder or an S3 prefix, behind one resource."""
 
-
 import posixpath
 from pathlib import Path
 

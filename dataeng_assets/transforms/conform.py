@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 import datetime as dt
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
