@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -17,11 +18,13 @@ from dataeng_assets.landing.replay import read_package_table, replay
 from dataeng_assets.resources import build_resources
 from dataeng_assets.settings import Settings
 from dataeng_assets.storage.delta_io_manager import to_pandas
+from dataeng_assets_tests.seaweedfs import S3Server, run_seaweedfs
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 FIRST_DAY = dt.date(2013, 1, 1)
 LAST_DAY = dt.date(2013, 1, 14)
+S3_BUCKET = "lake"
 
 
 @cache
@@ -86,3 +89,11 @@ def two_weeks_lake(tmp_path_factory: pytest.TempPathFactory, landing_dir: Path) 
     result = run_window(build_resources(local_settings(landing_dir, lake)), FIRST_DAY, LAST_DAY)
     assert result.success
     return lake
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server (SeaweedFS) on loopback, with its own data folder and credentials."""
+    with run_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        server.create_bucket(S3_BUCKET)
+        yield server

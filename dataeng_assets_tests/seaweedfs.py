@@ -160,11 +160,16 @@ def _pick_base_ports(count: int, exclude: set[int]) -> list[int]:
 
 
 def _log_tail(log_path: Path) -> str:
+    """Tail of the weed log, plus its first lines (flag errors are printed
+    before a long usage text)."""
     try:
         text = log_path.read_text(errors="replace")
     except OSError as exc:
         return f"<log unavailable: {exc}>"
-    return text[-_LOG_TAIL_CHARS:]
+    if len(text) <= _LOG_TAIL_CHARS:
+        return text
+    head = "\n".join(text.splitlines()[:3])
+    return f"{head}\n[...]\n{text[-_LOG_TAIL_CHARS:]}"
 
 
 def _s3_ready(endpoint_url: str) -> bool:
@@ -178,13 +183,28 @@ def _s3_ready(endpoint_url: str) -> bool:
         return False
 
 
-def _wait_until_ready(server: S3Server, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def _port_accepts(port: int) -> bool:
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_until_ready(
+    server: S3Server, proc: subprocess.Popen[bytes], ports: list[int], timeout: float
+) -> None:
+    """Wait for an authenticated S3 answer and for every configured port.
+
+    weed mini starts the admin server after S3, so waiting for all ports makes
+    "ready" mean "fully started" (no component still binding in background).
+    """
     import botocore.exceptions
 
     assert server.log_path is not None
     deadline = time.monotonic() + timeout
     client = None
-    last_error: BaseException | None = None
+    last_error: BaseException | str | None = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SeaweedFSError(
@@ -196,12 +216,15 @@ def _wait_until_ready(server: S3Server, proc: subprocess.Popen[bytes], timeout: 
             client = client or server.boto3_client()
             try:
                 client.list_buckets()
-                return
+                pending = [port for port in ports if not _port_accepts(port)]
+                if not pending:
+                    return
+                last_error = f"ports not listening yet: {pending}"
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
                 last_error = exc
         time.sleep(0.1)
     raise SeaweedFSError(
-        f"SeaweedFS S3 endpoint {server.endpoint_url} not ready after {timeout:.0f}s "
+        f"SeaweedFS S3 endpoint {server.endpoint_url} not ready after {timeout:.1f}s "
         f"(last error: {last_error!r}); log tail ({server.log_path}):\n"
         f"{_log_tail(server.log_path)}"
     )
@@ -212,10 +235,8 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
     # weed is a single process, but kill any stragglers in its group too.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -272,6 +293,8 @@ def _build_command(weed: str, work: Path, ports: dict[str, int], s3_config: Path
         # small volumes: tests write little, keep disk use and startup low
         "-master.volumeSizeLimitMB=64",
         "-volume.max=16",
+        # data is throw-away: skip the 1 s drain before the volume server stops
+        "-volume.preStopSeconds=0",
     ]
     # Unix sockets default to /tmp/seaweedfs-*-<port>.sock; keep them private.
     sock_dir = work / "sock"
@@ -291,7 +314,7 @@ def run_seaweedfs(
     secret_key: str | None = None,
     region: str = "us-east-1",
     startup_timeout: float = 30.0,
-    shutdown_timeout: float = 15.0,
+    shutdown_timeout: float = 5.0,
     attempts: int = 3,
 ) -> Iterator[S3Server]:
     """Run ``weed mini`` with S3 auth on loopback; yield its :class:`S3Server`.
@@ -299,7 +322,9 @@ def run_seaweedfs(
     A fresh work folder is created under ``data_dir`` (data, admin state, log,
     s3 identities json).  Startup is retried on new ports if weed dies early
     (e.g. a port was grabbed between probing and binding).  On exit the whole
-    process group is terminated and reaped.
+    process group is terminated (SIGTERM, then SIGKILL after
+    ``shutdown_timeout``: weed 4.48 occasionally hangs in the volume server's
+    graceful HTTP shutdown) and reaped.
     """
     weed = find_weed()
     data_dir = Path(data_dir)
@@ -351,14 +376,17 @@ def run_seaweedfs(
             log_path=log_path,
         )
         try:
-            _wait_until_ready(server, proc, startup_timeout)
+            all_ports = [p for base in ports.values() for p in (base, base + GRPC_OFFSET)]
+            _wait_until_ready(server, proc, all_ports, startup_timeout)
         except SeaweedFSError as exc:
             died_early = proc.poll() is not None
             _stop(proc, shutdown_timeout)
             _remove_stale_grpc_sockets(ports)
             last_error = exc
-            if died_early and attempt < attempts:
-                continue  # most likely a port race: retry on fresh ports
+            log_text = _log_tail(log_path).lower()
+            port_race = "address already in use" in log_text or "port allocation failed" in log_text
+            if died_early and port_race and attempt < attempts:
+                continue  # a probed port was taken before weed bound it
             raise
         except BaseException:
             _stop(proc, shutdown_timeout)

@@ -37,15 +37,18 @@ def postgres_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         yield instance
 
 
-def test_a_backfill_run_is_recorded_in_postgres(postgres_instance, landing_dir: Path, tmp_path: Path):
+def test_a_backfill_run_is_recorded_in_postgres(
+    postgres_instance, landing_dir: Path, tmp_path: Path
+):
     day = dt.date(2013, 1, 3)
     resources = build_resources(local_settings(landing_dir, tmp_path / "lake"))
     result = run_window(resources, day, day, "key:raw/flights", instance=postgres_instance)
     assert result.success
     event = postgres_instance.get_latest_materialization_event(AssetKey(["raw", "flights"]))
     assert event.run_id == result.run_id
-    assert event.asset_materialization.metadata["dagster/row_count"].value == (
-        expected_daily_counts(day, day)[day]
+    assert (
+        event.asset_materialization.metadata["dagster/row_count"].value
+        == (expected_daily_counts(day, day)[day])
     )
     with psycopg2.connect(**PG) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT status FROM runs WHERE run_id = %s", (result.run_id,))

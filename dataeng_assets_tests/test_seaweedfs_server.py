@@ -9,7 +9,6 @@ import socket
 import struct
 import threading
 import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import botocore.exceptions
@@ -18,16 +17,10 @@ import pytest
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
-from dataeng_assets_tests.seaweedfs import S3Server, run_seaweedfs
+from dataeng_assets_tests.conftest import S3_BUCKET as BUCKET
+from dataeng_assets_tests.seaweedfs import S3Server
 
-BUCKET = "lake"
-
-
-@pytest.fixture(scope="module")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    with run_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
-        server.create_bucket(BUCKET)
-        yield server
+pytestmark = pytest.mark.s3
 
 
 def _uri() -> str:
@@ -62,7 +55,9 @@ def _listening_sockets(pid: int) -> list[tuple[str, int]]:
                 addr_hex, port_hex = local.split(":")
                 raw = bytes.fromhex(addr_hex)
                 # /proc stores the address as host-order 32-bit words
-                raw = b"".join(struct.pack("<I", w) for w in struct.unpack(f">{len(raw) // 4}I", raw))
+                raw = b"".join(
+                    struct.pack("<I", w) for w in struct.unpack(f">{len(raw) // 4}I", raw)
+                )
                 found.append((socket.inet_ntop(family, raw), int(port_hex, 16)))
     return found
 
@@ -87,7 +82,9 @@ def test_delta_roundtrip(s3_server: S3Server) -> None:
     uri, opts = _uri(), s3_server.storage_options()
     write_deltalake(uri, _rows([1, 2, 3]), storage_options=opts)
     write_deltalake(uri, _rows([4, 5]), mode="append", storage_options=opts)
-    write_deltalake(uri, _rows([2, 3], "b"), mode="overwrite", predicate="id IN (2, 3)", storage_options=opts)
+    write_deltalake(
+        uri, _rows([2, 3], "b"), mode="overwrite", predicate="id IN (2, 3)", storage_options=opts
+    )
 
     dt = DeltaTable(uri, storage_options=opts)
     assert dt.version() == 2
@@ -109,7 +106,7 @@ class _CommitGateProxy:
 
     def __init__(self, upstream_url: str, parties: int) -> None:
         host, port = upstream_url.removeprefix("http://").rsplit(":", 1)
-        self.barrier = threading.Barrier(parties, timeout=30)
+        self.barrier = threading.Barrier(parties, timeout=20)
         self.gated = parties
         self.lock = threading.Lock()
         self.commit_statuses: list[int] = []
@@ -148,7 +145,9 @@ class _CommitGateProxy:
                     if key.lower() not in ("connection", "transfer-encoding", "content-length"):
                         self.send_header(key, value)
                 head_len = resp.getheader("Content-Length", "0")
-                self.send_header("Content-Length", head_len if self.command == "HEAD" else str(len(data)))
+                self.send_header(
+                    "Content-Length", head_len if self.command == "HEAD" else str(len(data))
+                )
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
@@ -192,7 +191,7 @@ def _race(
                 commit_properties=CommitProperties(max_commit_retries=retries),
             )
             results[i] = None
-        except Exception as exc:  # noqa: BLE001 - inspected by the caller
+        except Exception as exc:  # inspected by the caller
             results[i] = exc
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(n)]
