@@ -13,7 +13,7 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 # uv must use the Python it is given, never download one.
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo test lint format dev replay materialize summary clean
+.PHONY: setup demo test lint format dev replay materialize summary clean bench bench-quick
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -58,6 +58,13 @@ format: setup
 ## dev: the Dagster UI on http://127.0.0.1:3000 (webserver and daemon)
 dev: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## bench: the benchmarks (results in bench/results/); bench-quick: a few minutes at most
+bench: setup
+	$(BIN)/python -m bench.run
+
+bench-quick: setup
+	$(BIN)/python -m bench.run --quick
 
 clean:
 	rm -rf data/lake data/landing $(DAGSTER_HOME)
