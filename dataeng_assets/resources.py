@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from dagster import EnvVar
+
 from dataeng_assets.assets import IO_MANAGER_KEY
-from dataeng_assets.settings import Settings, s3_credentials
+from dataeng_assets.settings import PII_KEY_VAR, Settings, s3_credentials
 from dataeng_assets.storage.delta_io_manager import DeltaLakeIOManager
 from dataeng_assets.storage.object_store import ObjectStore
+from dataeng_assets.storage.secrets import PiiKey
 
 
 def object_store(root: str, settings: Settings) -> ObjectStore:
@@ -28,4 +31,5 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     return {
         "landing": object_store(settings.landing_root, settings),
         IO_MANAGER_KEY: DeltaLakeIOManager(store=object_store(settings.lake_root, settings)),
+        "pii": PiiKey(key=EnvVar(PII_KEY_VAR)) if settings.pii_key_in_env else PiiKey(),
     }

@@ -25,6 +25,45 @@ S3_REGION_VAR = "AWS_REGION"
 S3_ACCESS_KEY_VAR = "AWS_ACCESS_KEY_ID"
 S3_SECRET_KEY_VAR = "AWS_SECRET_ACCESS_KEY"
 S3_ALLOW_HTTP_VAR = "AWS_ALLOW_HTTP"
+PII_KEY_VAR = "DATAENG_PII_KEY"
+# Alerts (dataeng_assets/automation): where they go. Secrets (tokens, passwords, webhook URLs that
+# embed a token) reach the resource as EnvVar, like the S3 credentials.
+ALERT_CHANNELS_VAR = "DATAENG_ALERT_CHANNELS"
+ALERT_FILE_VAR = "DATAENG_ALERT_FILE"
+ALERT_WEBHOOK_URL_VAR = "DATAENG_ALERT_WEBHOOK_URL"
+SLACK_TOKEN_VAR = "DATAENG_SLACK_TOKEN"
+SLACK_CHANNEL_VAR = "DATAENG_SLACK_CHANNEL"
+SLACK_API_URL_VAR = "DATAENG_SLACK_API_URL"
+SMTP_HOST_VAR = "DATAENG_SMTP_HOST"
+SMTP_PORT_VAR = "DATAENG_SMTP_PORT"
+SMTP_USER_VAR = "DATAENG_SMTP_USER"
+SMTP_PASSWORD_VAR = "DATAENG_SMTP_PASSWORD"
+SMTP_STARTTLS_VAR = "DATAENG_SMTP_STARTTLS"
+ALERT_EMAIL_FROM_VAR = "DATAENG_ALERT_EMAIL_FROM"
+ALERT_EMAIL_TO_VAR = "DATAENG_ALERT_EMAIL_TO"
+UI_URL_VAR = "DATAENG_UI_URL"
+SENSOR_INTERVAL_VAR = "DATAENG_SENSOR_INTERVAL_SECONDS"
+ALERT_CHANNELS = ("file", "log", "webhook", "slack", "email")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Which alert channels are on and how to reach them (secrets stay in the environment)."""
+
+    channels: tuple[str, ...] = ("file", "log")
+    file_path: str = str(PROJECT_ROOT / "data" / "alerts" / "alerts.jsonl")
+    ui_url: str = "http://127.0.0.1:3000"
+    webhook_url_in_env: bool = False
+    slack_token_in_env: bool = False
+    slack_channel: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password_in_env: bool = False
+    smtp_starttls: bool = False
+    email_from: str | None = None
+    email_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -38,6 +77,10 @@ class Settings:
     s3_allow_http: bool
     # Credentials are not kept here: they reach resources as EnvVar, never as plain config.
     s3_credentials_in_env: bool
+    alerts: AlertSettings = AlertSettings()
+    # How often the arrival, alert and automation sensors look (seconds).
+    sensor_interval_seconds: int = 30
+    pii_key_in_env: bool = False
 
     @property
     def uses_s3(self) -> bool:
@@ -54,7 +97,49 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         s3_region=env.get(S3_REGION_VAR) or None,
         s3_allow_http=env.get(S3_ALLOW_HTTP_VAR, "").lower() in {"1", "true", "yes"},
         s3_credentials_in_env=bool(env.get(S3_ACCESS_KEY_VAR)),
+        pii_key_in_env=bool(env.get(PII_KEY_VAR)),
+        alerts=_alert_settings(env, data_dir),
+        sensor_interval_seconds=int(env.get(SENSOR_INTERVAL_VAR) or 30),
     )
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def _alert_settings(env: Mapping[str, str], data_dir: Path) -> AlertSettings:
+    channels = _split(env.get(ALERT_CHANNELS_VAR)) or AlertSettings.channels
+    unknown = sorted(set(channels) - set(ALERT_CHANNELS))
+    if unknown:
+        raise ValueError(
+            f"{ALERT_CHANNELS_VAR}: unknown channel(s) {unknown}; use {ALERT_CHANNELS}"
+        )
+    return AlertSettings(
+        channels=channels,
+        file_path=env.get(ALERT_FILE_VAR) or str(data_dir / "alerts" / "alerts.jsonl"),
+        ui_url=(env.get(UI_URL_VAR) or AlertSettings.ui_url).rstrip("/"),
+        webhook_url_in_env=bool(env.get(ALERT_WEBHOOK_URL_VAR)),
+        slack_token_in_env=bool(env.get(SLACK_TOKEN_VAR)),
+        slack_channel=env.get(SLACK_CHANNEL_VAR) or None,
+        slack_api_url=env.get(SLACK_API_URL_VAR) or AlertSettings.slack_api_url,
+        smtp_host=env.get(SMTP_HOST_VAR) or None,
+        smtp_port=int(env.get(SMTP_PORT_VAR) or 25),
+        smtp_user=env.get(SMTP_USER_VAR) or None,
+        smtp_password_in_env=bool(env.get(SMTP_PASSWORD_VAR)),
+        smtp_starttls=env.get(SMTP_STARTTLS_VAR, "").lower() in {"1", "true", "yes"},
+        email_from=env.get(ALERT_EMAIL_FROM_VAR) or None,
+        email_to=_split(env.get(ALERT_EMAIL_TO_VAR)),
+    )
+
+
+def alert_secrets(alerts: AlertSettings) -> dict[str, EnvVar]:
+    """The alert channels' secrets that are set, as EnvVar references (never plain config)."""
+    secrets = {
+        "webhook_url": (alerts.webhook_url_in_env, ALERT_WEBHOOK_URL_VAR),
+        "slack_token": (alerts.slack_token_in_env, SLACK_TOKEN_VAR),
+        "smtp_password": (alerts.smtp_password_in_env, SMTP_PASSWORD_VAR),
+    }
+    return {field: EnvVar(var) for field, (is_set, var) in secrets.items() if is_set}
 
 
 def s3_credentials() -> dict[str, EnvVar]:

@@ -25,6 +25,17 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 FIRST_DAY = dt.date(2013, 1, 1)
 LAST_DAY = dt.date(2013, 1, 14)
 S3_BUCKET = "lake"
+REFERENCES = ("airlines", "airports", "planes")
+
+
+def selection_of(*tables: str, layers: tuple[str, ...] = ("raw", "cleaned", "quarantine")) -> str:
+    """An asset selection string: the given tables in the given layers (cleaned and quarantine are
+    written together, so they are always selected together)."""
+    return " or ".join(f"key:{layer}/{table}" for table in tables for layer in layers)
+
+
+REFERENCES_SELECTION = selection_of(*REFERENCES)
+FLIGHTS_SELECTION = selection_of("flights", *REFERENCES)
 
 
 @cache

@@ -14,7 +14,9 @@ REPO = Path(__file__).resolve().parent.parent
 EXPECTED_KEYS = {
     *(("raw", t) for t in ("flights", "weather", "airlines", "airports", "planes")),
     *(("cleaned", t) for t in ("flights", "weather", "airlines", "airports", "planes")),
+    *(("quarantine", t) for t in ("flights", "weather", "airlines", "airports", "planes")),
     ("features", "flight_delay"),
+    ("quality", "scorecard"),
 }
 
 
@@ -55,7 +57,10 @@ def test_partitioned_assets_are_daily_in_new_york_and_backfill_in_one_run() -> N
         AssetKey(["raw", "weather"]),
         AssetKey(["cleaned", "flights"]),
         AssetKey(["cleaned", "weather"]),
+        AssetKey(["quarantine", "flights"]),
+        AssetKey(["quarantine", "weather"]),
         AssetKey(["features", "flight_delay"]),
+        AssetKey(["quality", "scorecard"]),
     }
     assert DAILY_2013.timezone == "America/New_York"
     keys = DAILY_2013.get_partition_keys()
@@ -74,4 +79,10 @@ def test_lineage_runs_from_raw_to_features() -> None:
         AssetKey(["cleaned", "weather"]),
         AssetKey(["cleaned", "planes"]),
     }
-    assert graph.get(AssetKey(["cleaned", "flights"])).parent_keys == {AssetKey(["raw", "flights"])}
+    # Flights are checked against the reference tables: they are inputs of the cleaning.
+    assert graph.get(AssetKey(["cleaned", "flights"])).parent_keys == {
+        AssetKey(["raw", "flights"]),
+        AssetKey(["cleaned", "airlines"]),
+        AssetKey(["cleaned", "airports"]),
+        AssetKey(["cleaned", "planes"]),
+    }

@@ -23,6 +23,7 @@ from dataeng_assets.storage.delta_io_manager import (
 )
 from dataeng_assets.storage.object_store import ObjectStore
 from dataeng_assets_tests.conftest import (
+    FLIGHTS_SELECTION,
     RANGE_END_TAG,
     RANGE_START_TAG,
     expected_daily_counts,
@@ -47,7 +48,7 @@ def test_rewriting_one_day_of_a_week_leaves_the_other_six_untouched(
     landing_dir: Path, tmp_path: Path
 ) -> None:
     resources = build_resources(local_settings(landing_dir, tmp_path))
-    selection = "key:raw/flights or key:cleaned/flights"
+    selection = FLIGHTS_SELECTION
     assert run_window(resources, WEEK_START, WEEK_END, selection).success
     uri = str(tmp_path / "cleaned" / "flights")
     before_files = files_by_day(uri)
@@ -65,7 +66,7 @@ def test_rewriting_one_day_of_a_week_leaves_the_other_six_untouched(
     assert after_files[day.isoformat()] != before_files[day.isoformat()]
     assert len(after) == len(before) == sum(expected_daily_counts(WEEK_START, WEEK_END).values())
     assert not after.duplicated(KEY).any()
-    columns = [c for c in before.columns if c != "_loaded_at"]
+    columns = [c for c in before.columns if c not in {"_loaded_at", "_cleaned_at"}]
     pd.testing.assert_frame_equal(
         before[columns].sort_values(KEY).reset_index(drop=True),
         after[columns].sort_values(KEY).reset_index(drop=True),

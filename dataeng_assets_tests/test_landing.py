@@ -18,8 +18,11 @@ from dataeng_assets.resources import build_resources
 from dataeng_assets_tests.conftest import (
     RANGE_END_TAG,
     RANGE_START_TAG,
+    REFERENCES_SELECTION,
     expected_daily_counts,
     local_settings,
+    read_table,
+    selection_of,
 )
 
 FS = pafs.LocalFileSystem()
@@ -86,35 +89,82 @@ def test_the_cli_refuses_days_outside_the_data(tmp_path: Path, capsys) -> None:
     assert (tmp_path / "flights" / "2013-01-01.csv").exists()
 
 
-def _raw_flights_error(landing: Path, lake: Path, day: str) -> str:
-    result = materialize(
+def _deliver_and_run(tmp_path: Path, content: bytes | None):
+    """Deliver one file for 2013-01-05 (next to a good snapshot of the references) and run it."""
+    landing = tmp_path / "landing"
+    replay(FS, str(landing), dt.date(2013, 1, 5), dt.date(2013, 1, 5))
+    target = landing / "flights" / "2013-01-05.csv"
+    if content is None:
+        target.unlink()
+    else:
+        target.write_bytes(content)
+    resources = build_resources(local_settings(landing, tmp_path / "lake"))
+    assert materialize(ALL_ASSETS, selection=REFERENCES_SELECTION, resources=resources).success
+    return materialize(
         ALL_ASSETS,
-        selection="key:raw/flights",
-        resources=build_resources(local_settings(landing, lake)),
-        tags={RANGE_START_TAG: day, RANGE_END_TAG: day},
+        selection=selection_of("flights"),
+        resources=resources,
+        tags={RANGE_START_TAG: "2013-01-05", RANGE_END_TAG: "2013-01-05"},
         raise_on_error=False,
     )
+
+
+def _checks(result) -> dict[str, tuple[bool, str]]:
+    return {
+        e.asset_check_evaluation_data.check_name: (
+            e.asset_check_evaluation_data.passed,
+            e.asset_check_evaluation_data.description or "",
+        )
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+
+
+def test_a_missing_delivery_fails_the_partition_and_writes_nothing(tmp_path: Path) -> None:
+    result = _deliver_and_run(tmp_path, None)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    return failure.step_failure_data.error.message
+    assert "no csv file for flights at" in failure.step_failure_data.error.message
+    assert "2013-01-05" in failure.step_failure_data.error.message
+    assert not (tmp_path / "lake" / "raw" / "flights" / "date=2013-01-05").exists()
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("content", "check", "message"),
     [
-        (None, "no csv file for flights at"),
-        (b"", "the file is empty"),
-        (b"year,month,day\n2013,1,5\n", "missing declared column(s) ['dep_time'"),
-        (b"year,month\n2013,1\n2013,1,5,7\n", "cannot be read as csv"),
+        (b"", "files_readable", "empty file"),
+        (b"year,month,day\n2013,1,5\n", "columns_present", "lacks ['dep_time'"),
     ],
 )
-def test_a_bad_delivery_fails_the_partition_with_a_clear_message(
-    tmp_path: Path, content, message
+def test_an_unusable_file_is_kept_in_raw_and_blocks_cleaning(
+    tmp_path: Path, content, check, message
 ) -> None:
-    (tmp_path / "landing" / "flights").mkdir(parents=True)
-    if content is not None:
-        (tmp_path / "landing" / "flights" / "2013-01-05.csv").write_bytes(content)
-    error = _raw_flights_error(tmp_path / "landing", tmp_path / "lake", "2013-01-05")
-    assert message in error
-    assert "2013-01-05" in error
-    assert not (tmp_path / "lake" / "raw" / "flights" / "date=2013-01-05").exists()
+    result = _deliver_and_run(tmp_path, content)
+    assert not result.success
+    passed, description = _checks(result)[check]
+    assert not passed and message in description and "flights/2013-01-05.csv" in description
+    # Nothing is lost: raw holds what was delivered; nothing downstream was built from it.
+    raw = read_table(str(tmp_path / "lake" / "raw" / "flights"))
+    assert len(raw) >= 1 and (raw["_source_file"] == "flights/2013-01-05.csv").all()
+    assert not (tmp_path / "lake" / "cleaned" / "flights").exists()
+
+
+def test_a_malformed_line_is_quarantined_with_its_text_and_the_rest_loads(tmp_path: Path) -> None:
+    good = read_package_table("flights").slice(0, 3)
+    header = ",".join(good.column_names)
+    lines = [",".join(r) for r in zip(*(c.to_pylist() for c in good.columns), strict=True)]
+    content = "\n".join([header, lines[0], "2013,1,5,oops", lines[1]]) + "\n"
+    # The package's first rows are dated 2013-01-01: redate them to the file's day.
+    content = content.replace("2013,1,1,", "2013,1,5,").replace("2013-01-01T", "2013-01-05T")
+    result = _deliver_and_run(tmp_path, content.encode())
+    checks = _checks(result)
+    assert checks["lines_parseable"][0] is False
+    # One line in three lost: completeness (blocking) fails, so nothing downstream is built from it.
+    assert checks["completeness"][0] is False and not result.success
+    cleaned = read_table(str(tmp_path / "lake" / "cleaned" / "flights"))
+    quarantine = read_table(str(tmp_path / "lake" / "quarantine" / "flights"))
+    assert len(cleaned) == 2
+    assert quarantine[["_source_row", "layer", "rules", "raw_text"]].values.tolist() == [
+        [2, "raw", "parse_error", "2013,1,5,oops"]
+    ]
+    assert "4 field(s) where the header has 19" in quarantine["reasons"].iloc[0]

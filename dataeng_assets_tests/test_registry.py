@@ -1,6 +1,7 @@
 """Sources are declared: a plain file source needs one registry entry and its contracts, no Python."""
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ unique: [airport]
 columns:
   - {name: date, type: date, nullable: false}
   - {name: airport, type: string, nullable: false, description: FAA code.}
-  - {name: usd_per_gallon, type: float, description: Price in USD., checks: {greater_than: 0}}
+  - {name: usd_per_gallon, type: float, description: Price in USD., checks: [{greater_than: 0}]}
 """
 
 
@@ -81,8 +82,14 @@ def test_a_plain_source_needs_no_python(tmp_path: Path) -> None:
     assert cleaned["usd_per_gallon"].isna().tolist() == [False, False, True]
     metadata = result.asset_materializations_for_node("cleaned__fuel_prices")[0].metadata
     assert metadata["exact_duplicates_removed"].value == 1
-    assert metadata["key_duplicates_removed"].value == 1
+    # The first JFK price is superseded by the correction: kept in quarantine, not lost.
+    assert metadata["rows_quarantined"].value == 1
     assert metadata["rows_in"].value == 5 and metadata["rows_out"].value == 3
+    quarantine = read_table(str(tmp_path / "lake" / "quarantine" / "fuel_prices"))
+    assert quarantine[["_source_file", "_source_row", "rules"]].values.tolist() == [
+        ["fuel_prices/2013-01-01.csv", 1, "superseded"]
+    ]
+    assert json.loads(quarantine["record"].iloc[0]) == {"airport": "jfk ", "usd_per_gallon": "3.10"}
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """Typing and conforming, as pure functions: no Dagster, no storage."""
 
 import datetime as dt
+import json
 
 import pandas as pd
 import pytest
@@ -58,38 +59,67 @@ def test_values_are_typed_and_missing_markers_become_missing() -> None:
     )
 
 
-def test_a_value_that_cannot_be_typed_is_reported_with_its_file_and_row() -> None:
-    raw = _raw(
-        code=["a", "b", "c"],
-        count=["1", "two", "3.5"],
-        ratio=["1", "1", "1"],
-        flag=["t", "f", "maybe"],
-        at=["NA"] * 3,
-    )
+def test_a_value_that_cannot_be_typed_is_quarantined_with_its_file_row_and_value() -> None:
+    raw = _raw(code=["a", "b", "c"], count=["1", "two", "3.5"], ratio=["1", "1", "1"],
+               flag=["t", "f", "maybe"], at=["NA"] * 3)  # fmt: skip
     _, problems = cast_to_contract(raw, CONTRACT)
-    assert sorted(
-        zip(problems["column"], problems["value"], problems["_source_row"], strict=True)
-    ) == [("count", "3.5", 3), ("count", "two", 2), ("flag", "maybe", 3)]
-    with pytest.raises(
-        ContractViolation, match=r"t/2013-01-01.csv row 2: column 'count' value 'two'"
-    ):
-        clean_table(raw, CONTRACT)
+    assert sorted(zip(problems["rule"], problems["row"], strict=True)) == [
+        ("count.type", 1), ("count.type", 2), ("flag.type", 2)
+    ]  # fmt: skip
+    result = clean_table(raw, CONTRACT)
+    assert result.frame["code"].tolist() == ["a"]
+    quarantine = result.quarantine.set_index("_source_row")
+    assert quarantine.loc[2, "reasons"] == "count: 'two' is not a valid int"
+    assert quarantine.loc[3, "rules"] == "count.type; flag.type"
+    assert json.loads(quarantine.loc[3, "record"])["count"] == "3.5"
+    assert (quarantine["_source_file"] == "t/2013-01-01.csv").all()
+    assert result.balanced and result.rows_quarantined == 2
 
 
-def test_exact_duplicates_ignore_lineage_and_key_duplicates_keep_the_last_delivery() -> None:
-    raw = _raw(
-        code=["a", "a", "b", "b"],
-        count=["1", "1", "1", "2"],
-        ratio=["0"] * 4,
-        flag=["t"] * 4,
-        at=["NA"] * 4,
-    )
+def test_exact_duplicates_are_counted_and_superseded_rows_are_quarantined() -> None:
+    raw = _raw(code=["a", "a", "b", "b"], count=["1", "1", "1", "2"], ratio=["0"] * 4,
+               flag=["t"] * 4, at=["NA"] * 4)  # fmt: skip
     frame, exact = drop_exact_duplicates(raw)
     assert exact == 1 and len(frame) == 3
     result = clean_table(raw, CONTRACT, natural_key=["code"])
-    assert (result.exact_duplicates_removed, result.key_duplicates_removed) == (1, 1)
+    assert (result.exact_duplicates_removed, result.rows_quarantined) == (1, 1)
     assert result.rows_in == result.rows_out + 2
     assert result.frame.set_index("code")["count"].to_dict() == {"a": 1, "b": 2}
+    assert result.quarantine[["_source_row", "rules"]].values.tolist() == [[3, "superseded"]]
+
+
+def test_rule_actions_decide_drop_warn_and_fail() -> None:
+    contract = parse_contract(
+        {
+            "table": "t",
+            "columns": [
+                {"name": "v", "type": "int", "checks": [{"in_range": [0, 10]}]},
+                {"name": "w", "type": "int", "checks": [{"less_than": 5, "action": "warn"}]},
+                {"name": "x", "type": "int", "nullable": False},
+            ],
+            "rules": [{"name": "v_below_w", "expression": "v <= w", "action": "fail"}],
+        }
+    )
+    raw = _raw(v=["1", "20", "3"], w=["2", "21", "4"], x=["1", "1", "NA"])
+    result = clean_table(raw, contract)
+    assert result.frame["v"].tolist() == [1]
+    assert sorted(result.quarantine["rules"]) == ["v.in_range", "x.not_null"]
+    assert result.rule_counts["w.less_than"] == 1  # warned, kept
+    broken = _raw(v=["4"], w=["2"], x=["1"])
+    with pytest.raises(ContractViolation, match="v_below_w"):
+        clean_table(broken, contract)
+
+
+def test_unparseable_lines_go_to_quarantine_with_their_text() -> None:
+    raw = _raw(
+        code=["a", None], count=["1", None], ratio=["1", None], flag=["t", None], at=["NA", None]
+    )
+    raw["_parse_error"] = [None, "3 field(s) where the header has 5"]
+    raw["_raw_text"] = [None, "b,2,x"]
+    result = clean_table(raw, CONTRACT)
+    row = result.quarantine.iloc[0]
+    assert (row["layer"], row["rules"], row["raw_text"]) == ("raw", "parse_error", "b,2,x")
+    assert result.balanced
 
 
 def test_local_times_become_utc_across_daylight_saving() -> None:
@@ -116,33 +146,42 @@ def test_the_repeated_november_hour_is_told_apart_by_the_delivered_utc_hour() ->
     assert local_to_utc(parts, hint_utc=hint).tolist() == hint.dt.as_unit("us").tolist()
 
 
-def test_flight_times_and_the_cancelled_flag() -> None:
-    flights = pd.DataFrame(
-        {
-            "year": [2013, 2013],
-            "month": [1, 1],
-            "day": [1, 1],
-            "hour": [23, 6],
-            "minute": [59, 0],
-            "dep_time": pd.array([14, None], dtype="Int64"),
-            "dep_delay": [15.0, None],
-            "time_hour": pd.to_datetime(["2013-01-02T04:00Z", "2013-01-01T11:00Z"]),
-        }
-    )
-    out = build_flight_times(flights)
+def test_flight_times_arrivals_in_the_destinations_zone_and_the_cancelled_flag() -> None:
+    flights = pd.DataFrame({
+        "year": [2013, 2013], "month": [1, 1], "day": [1, 1], "hour": [23, 6], "minute": [59, 0],
+        "dep_time": pd.array([14, None], dtype="Int64"), "dep_delay": [15.0, None],
+        "sched_arr_time": pd.array([245, 830], dtype="Int64"), "arr_delay": [20.0, None],
+        "dest": ["LAX", "XXX"],
+        "time_hour": pd.to_datetime(["2013-01-02T04:00Z", "2013-01-01T11:00Z"]),
+    })  # fmt: skip
+    airports = pd.DataFrame({"faa": ["LAX"], "tzone": ["America/Los_Angeles"]})
+    out = build_flight_times(flights, {"airports": airports})
     assert out["sched_dep_at"].tolist() == [
-        pd.Timestamp("2013-01-02T04:59Z"),
-        pd.Timestamp("2013-01-01T11:00Z"),
-    ]
+        pd.Timestamp("2013-01-02T04:59Z"), pd.Timestamp("2013-01-01T11:00Z")
+    ]  # fmt: skip
     assert out["dep_at"].iloc[0] == pd.Timestamp("2013-01-02T05:14Z") and pd.isna(
         out["dep_at"].iloc[1]
     )
+    # 02:45 in Los Angeles (UTC-8) the next day: after the 23:59 New York departure.
+    assert out["sched_arr_at"].iloc[0] == pd.Timestamp("2013-01-02T10:45Z")
+    assert out["arr_at"].iloc[0] == pd.Timestamp("2013-01-02T11:05Z")
+    assert out["block_time"].iloc[0] == 351.0
+    assert pd.isna(out["sched_arr_at"].iloc[1])  # an airport without a known zone
     assert out["cancelled"].tolist() == [False, True]
 
 
 def test_a_contract_names_unknown_types_and_keys_clearly() -> None:
     with pytest.raises(ValueError, match="unknown type 'integer'"):
         parse_contract({"table": "t", "columns": [{"name": "a", "type": "integer"}]})
+    with pytest.raises(ValueError, match="action must be one of"):
+        parse_contract(
+            {
+                "table": "t",
+                "columns": [
+                    {"name": "a", "type": "int", "checks": [{"gt": 1, "action": "ignore"}]}
+                ],
+            }
+        )
     with pytest.raises(ValueError, match="unique key names unknown columns"):
         parse_contract({"table": "t", "unique": ["b"], "columns": [{"name": "a", "type": "int"}]})
 

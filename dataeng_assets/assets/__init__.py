@@ -3,4 +3,6 @@
 RAW = "raw"
 CLEANED = "cleaned"
 FEATURES = "features"
+QUARANTINE = "quarantine"
+QUALITY = "quality"
 IO_MANAGER_KEY = "lake_io_manager"

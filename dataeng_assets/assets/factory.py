@@ -1,7 +1,8 @@
-"""Raw and cleaned assets for every source in the registry, built by one factory."""
+"""Raw, cleaned and quarantine assets for every source in the registry, built by one factory."""
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -9,22 +10,31 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetKey,
+    AssetOut,
     AssetsDefinition,
     Backoff,
     Failure,
+    FreshnessPolicy,
     Jitter,
     MetadataValue,
     Output,
     RetryPolicy,
     asset,
+    multi_asset,
 )
 
-from dataeng_assets.assets import CLEANED, IO_MANAGER_KEY, RAW
-from dataeng_assets.assets.metadata import column_schema
-from dataeng_assets.contracts import partition_column
+from dataeng_assets.assets import CLEANED, IO_MANAGER_KEY, QUARANTINE, RAW
+from dataeng_assets.assets.metadata import column_schema, quarantine_schema
+from dataeng_assets.checks import (
+    build_cleaned_check_specs,
+    build_raw_check_specs,
+    cleaned_check_results,
+    raw_check_results,
+)
+from dataeng_assets.contracts import partition_column, platform_columns
 from dataeng_assets.landing.files import (
     EXTENSIONS,
-    DeliveryError,
+    SourceDelivery,
     list_delivered,
     read_source_delivery,
 )
@@ -32,11 +42,17 @@ from dataeng_assets.partitions import DAILY_2013, SINGLE_RUN_BACKFILL
 from dataeng_assets.sources import Source
 from dataeng_assets.storage.delta_io_manager import to_pandas
 from dataeng_assets.storage.object_store import ObjectStore
-from dataeng_assets.transforms.conform import clean_table
+from dataeng_assets.storage.secrets import PiiKey
+from dataeng_assets.transforms.conform import ContractViolation, clean_table
 
 # Reading the landing zone is I/O: a flaky store gets another try, with backoff and jitter.
+# Logic errors (a contract violation, a missing delivery) raise Failure(allow_retries=False).
 IO_RETRY = RetryPolicy(
     max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
+# A daily source lands every day: cleaned data older than a day and a bit means something stopped.
+DAILY_FRESHNESS = FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(hours=30), warn_window=dt.timedelta(hours=26)
 )
 
 
@@ -47,16 +63,19 @@ def window_days(context: AssetExecutionContext) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days)]
 
 
-def _code_version(*parts: str) -> str:
+def code_version(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
 def build_raw_asset(source: Source) -> AssetsDefinition:
     contract = source.raw_contract
-    schema_columns = contract.with_columns([partition_column()]) if source.is_daily else contract
+    key = AssetKey([RAW, source.name])
+    schema_columns = contract.with_columns(
+        ([partition_column()] if source.is_daily else []) + platform_columns(raw=True)
+    )
 
     @asset(
-        key=AssetKey([RAW, source.name]),
+        key=key,
         group_name=RAW,
         description=f"{source.description} As delivered to the landing zone.",
         partitions_def=DAILY_2013 if source.is_daily else None,
@@ -64,108 +83,158 @@ def build_raw_asset(source: Source) -> AssetsDefinition:
         io_manager_key=IO_MANAGER_KEY,
         owners=[source.owner],
         kinds={"pandas", "delta", source.format},
-        code_version=_code_version(repr(source), contract.source_text),
+        code_version=code_version(repr(source), contract.source_text),
         retry_policy=IO_RETRY,
+        check_specs=build_raw_check_specs(key),
         metadata={
-            "dagster/column_schema": column_schema(schema_columns),
+            "dagster/column_schema": column_schema(schema_columns, with_lineage=False),
             "source/landing": f"{source.landing}.{EXTENSIONS[source.format]}",
             "source/partitioning": source.partitioning,
         },
     )
-    def raw_asset(context: AssetExecutionContext, landing: ObjectStore) -> Output[pd.DataFrame]:
-        try:
-            return read_window(context, landing)
-        except DeliveryError as error:
-            # A bad or missing delivery is not transient: retrying cannot fix it, a person can.
-            raise Failure(description=str(error), allow_retries=False) from error
-
-    def read_window(context: AssetExecutionContext, landing: ObjectStore) -> Output[pd.DataFrame]:
+    def raw_asset(context: AssetExecutionContext, landing: ObjectStore) -> Iterator:
         fs, root = landing.filesystem()
-        loaded_at = dt.datetime.now(dt.UTC)
         days: list[dt.date | None] = window_days(context) if source.is_daily else [None]
-        tables = []
-        files_read: list[str] = []
-        extra_columns: set[str] = set()
+        files = []
         for day in days:
             stem = source.landing_stem(day.isoformat() if day else None)
-            files = list_delivered(fs, root, stem, source.format)
+            found = list_delivered(fs, root, stem, source.format)
             if not source.is_daily:
-                files = files[-1:]  # a snapshot: the newest delivery is the table
-            if not files:
-                raise DeliveryError(
-                    f"no {source.format} file for {source.name} at "
-                    f"{landing.uri(stem)}.{EXTENSIONS[source.format]} (nothing delivered yet?)"
+                found = found[-1:]  # a snapshot: the newest delivery is the table
+            if not found:
+                # Nothing delivered is not a data error to quarantine: it is late, or lost upstream.
+                raise Failure(
+                    description=f"no {source.format} file for {source.name} at "
+                    f"{landing.uri(stem)}.{EXTENSIONS[source.format]} (nothing delivered yet?)",
+                    allow_retries=False,
                 )
-            table, extra = read_source_delivery(
-                fs, root, files, source.format, contract.column_names, loaded_at, day
-            )
-            tables.append(table)
-            files_read += [f.relative_path for f in files]
-            extra_columns.update(extra)
-        if extra_columns:
+            files += [(day, f) for f in found]
+        loaded_at = dt.datetime.now(dt.UTC)
+        deliveries = [
+            read_source_delivery(fs, [f], source.format, contract.column_names, loaded_at, day)
+            for day, f in files
+        ]
+        delivery = _merge_deliveries(deliveries)
+        frame = to_pandas(delivery.table)
+        if delivery.extra_columns:
             context.log.warning(
-                f"{source.name}: undeclared column(s) kept in raw: {sorted(extra_columns)}"
+                f"{source.name}: undeclared columns kept in raw: {delivery.extra_columns}"
             )
-        frame = to_pandas(pa.concat_tables(tables, promote_options="default"))
-        return Output(
+        yield Output(
             frame,
             metadata={
                 "rows_delivered": len(frame),
-                "files_read": len(files_read),
-                "files": MetadataValue.json(files_read[:50]),
-                "undeclared_columns": MetadataValue.json(sorted(extra_columns)),
+                "rows_unparseable": delivery.unparseable_rows,
+                "files_read": len(files),
+                "files": MetadataValue.json([f.relative_path for _, f in files][:50]),
             },
         )
+        yield from raw_check_results(key, delivery)
 
     return raw_asset
 
 
-def build_cleaned_asset(source: Source) -> AssetsDefinition:
+def _merge_deliveries(deliveries: list[SourceDelivery]) -> SourceDelivery:
+    return SourceDelivery(
+        table=pa.concat_tables([d.table for d in deliveries], promote_options="default"),
+        missing_columns={k: v for d in deliveries for k, v in d.missing_columns.items()},
+        extra_columns={k: v for d in deliveries for k, v in d.extra_columns.items()},
+        file_errors={k: v for d in deliveries for k, v in d.file_errors.items()},
+        unparseable_rows=sum(d.unparseable_rows for d in deliveries),
+    )
+
+
+def build_cleaned_assets(source: Source) -> AssetsDefinition:
+    """cleaned/<source> and quarantine/<source>, written together: every raw row lands in one."""
     contract = source.cleaned_contract
     transform = source.transform_function()
+    cleaned_key = AssetKey([CLEANED, source.name])
+    reference_tables = sorted({rule.reference[0] for rule in contract.references if rule.reference})
+    partitions = DAILY_2013 if source.is_daily else None
+    version = source.fingerprint()
 
-    @asset(
-        key=AssetKey([CLEANED, source.name]),
-        group_name=CLEANED,
-        description=f"{contract.description}",
-        ins={"raw": AssetIn(key=AssetKey([RAW, source.name]))},
-        partitions_def=DAILY_2013 if source.is_daily else None,
-        backfill_policy=SINGLE_RUN_BACKFILL,
-        io_manager_key=IO_MANAGER_KEY,
-        owners=[source.owner],
-        kinds={"pandas", "delta", "pandera"},
-        code_version=source.fingerprint(),
-        metadata={
-            "dagster/column_schema": column_schema(contract),
-            "contract/natural_key": MetadataValue.json(list(source.natural_key)),
+    @multi_asset(
+        name=f"cleaned__{source.name}",
+        ins={
+            "raw": AssetIn(key=AssetKey([RAW, source.name])),
+            **{f"ref_{t}": AssetIn(key=AssetKey([CLEANED, t])) for t in reference_tables},
         },
+        outs={
+            "cleaned": AssetOut(
+                key=cleaned_key,
+                group_name=CLEANED,
+                description=contract.description,
+                io_manager_key=IO_MANAGER_KEY,
+                owners=[source.owner],
+                kinds={"pandas", "delta", "pandera"},
+                code_version=version,
+                freshness_policy=DAILY_FRESHNESS if source.is_daily else None,
+                metadata={
+                    "dagster/column_schema": column_schema(
+                        contract.with_columns(platform_columns(cleaned=True)), with_lineage=False
+                    ),
+                    "contract/natural_key": MetadataValue.json(list(source.natural_key)),
+                },
+            ),
+            "quarantine": AssetOut(
+                key=AssetKey([QUARANTINE, source.name]),
+                group_name=QUARANTINE,
+                description=f"Rows of {source.name} held back from cleaned, with the rules they broke.",
+                io_manager_key=IO_MANAGER_KEY,
+                owners=[source.owner],
+                kinds={"pandas", "delta"},
+                code_version=version,
+                metadata={"dagster/column_schema": quarantine_schema(source.is_daily)},
+            ),
+        },
+        partitions_def=partitions,
+        backfill_policy=SINGLE_RUN_BACKFILL,
+        check_specs=build_cleaned_check_specs(cleaned_key),
     )
-    def cleaned_asset(context: AssetExecutionContext, raw: pd.DataFrame) -> Output[pd.DataFrame]:
-        result = clean_table(
-            raw,
-            contract,
-            natural_key=source.natural_key,
-            normalise=source.normalise,
-            na_values=source.na_values,
-            transform=transform,
+    def cleaned_assets(
+        context: AssetExecutionContext, raw: pd.DataFrame, pii: PiiKey, **references: pd.DataFrame
+    ) -> Iterator:
+        frames = {name.removeprefix("ref_"): frame for name, frame in references.items()}
+        try:
+            result = clean_table(
+                raw,
+                contract,
+                natural_key=source.natural_key,
+                normalise=source.normalise,
+                na_values=source.na_values,
+                transform=transform,
+                references=frames,
+                time_column=source.time_column if source.is_daily else None,
+                pii_key=pii.key_bytes() if contract.pii_columns else None,
+            )
+        except ContractViolation as error:
+            raise Failure(description=str(error), allow_retries=False) from error
+        quarantine = result.quarantine.assign(
+            run_id=context.run_id, quarantined_at=pd.Timestamp.now(tz="UTC").as_unit("us")
         )
-        contract.pandera_schema().validate(result.frame, lazy=True)
-        removed = result.exact_duplicates_removed + result.key_duplicates_removed
-        # Row accounting: every raw row is either in the cleaned table or counted as removed.
-        assert result.rows_in == result.rows_out + removed, "row accounting does not balance"
-        return Output(
+        counts = {
+            "rows_in": result.rows_in,
+            "rows_out": result.rows_out,
+            "rows_quarantined": result.rows_quarantined,
+            "exact_duplicates_removed": result.exact_duplicates_removed,
+        }
+        yield Output(
             result.frame,
-            metadata={
-                "rows_in": result.rows_in,
-                "rows_out": result.rows_out,
-                "exact_duplicates_removed": result.exact_duplicates_removed,
-                "key_duplicates_removed": result.key_duplicates_removed,
-            },
+            output_name="cleaned",
+            metadata={**counts, "broken_rules": MetadataValue.json(result.rule_counts)},
+        )
+        yield Output(quarantine, output_name="quarantine", metadata=counts)
+        yield from cleaned_check_results(
+            cleaned_key, result, contract, list(source.natural_key), frames
         )
 
-    return cleaned_asset
+    return cleaned_assets
 
 
 def build_source_assets(sources: list[Source]) -> list[AssetsDefinition]:
-    """A raw and a cleaned asset per source, in registry order."""
-    return [build(source) for source in sources for build in (build_raw_asset, build_cleaned_asset)]
+    """Raw, cleaned and quarantine assets per source, in registry order."""
+    return [
+        built
+        for source in sources
+        for built in (build_raw_asset(source), build_cleaned_assets(source))
+    ]

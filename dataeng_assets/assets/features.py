@@ -1,22 +1,31 @@
 """Feature tables built from the cleaned layer."""
 
+import inspect
+from collections.abc import Iterator
+
 import pandas as pd
 from dagster import (
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
+    Failure,
     Output,
     TimeWindowPartitionMapping,
     asset,
 )
 
 from dataeng_assets.assets import CLEANED, FEATURES, IO_MANAGER_KEY
+from dataeng_assets.assets.factory import DAILY_FRESHNESS, code_version
 from dataeng_assets.assets.metadata import column_schema
+from dataeng_assets.checks import SCHEMA, schema_check_result
 from dataeng_assets.contracts import load_contract
 from dataeng_assets.partitions import DAILY_2013, SINGLE_RUN_BACKFILL
 from dataeng_assets.transforms import features as flight_features
+from dataeng_assets.transforms.conform import evaluate_rules
 
 FLIGHT_DELAY_CONTRACT = load_contract("features/flight_delay.yaml")
+FLIGHT_DELAY_KEY = AssetKey([FEATURES, "flight_delay"])
 
 # Each day's rates need the HISTORY_DAYS days before it: the flights input reaches back that far.
 # Before 2013-01-01 there is nothing to read, and that is not an error.
@@ -26,7 +35,7 @@ _FLIGHTS_WITH_HISTORY = TimeWindowPartitionMapping(
 
 
 @asset(
-    key=AssetKey([FEATURES, "flight_delay"]),
+    key=FLIGHT_DELAY_KEY,
     group_name=FEATURES,
     ins={
         "flights": AssetIn(
@@ -40,7 +49,18 @@ _FLIGHTS_WITH_HISTORY = TimeWindowPartitionMapping(
     io_manager_key=IO_MANAGER_KEY,
     owners=["team:data-platform"],
     kinds={"pandas", "delta"},
-    code_version="1",
+    code_version=code_version(
+        FLIGHT_DELAY_CONTRACT.source_text, inspect.getsource(flight_features)
+    ),
+    freshness_policy=DAILY_FRESHNESS,
+    check_specs=[
+        AssetCheckSpec(
+            SCHEMA,
+            asset=FLIGHT_DELAY_KEY,
+            blocking=True,
+            description="Columns, types and nullability are as the feature contract says.",
+        )
+    ],
     metadata={"dagster/column_schema": column_schema(FLIGHT_DELAY_CONTRACT, with_lineage=False)},
 )
 def flight_delay(
@@ -48,14 +68,21 @@ def flight_delay(
     flights: pd.DataFrame,
     weather: pd.DataFrame,
     planes: pd.DataFrame,
-) -> Output[pd.DataFrame]:
+) -> Iterator:
     """One row per flight: schedule, origin weather, plane age and trailing 7-day on-time rates."""
     window = context.partition_time_window
     frame = flight_features.build_flight_delay_features(
         flights, weather, planes, window.start.date(), window.end.date(), FLIGHT_DELAY_CONTRACT
     )
-    FLIGHT_DELAY_CONTRACT.pandera_schema().validate(frame, lazy=True)
-    return Output(
+    # Output validation: a feature outside its contract is a bug upstream, so it stops the window.
+    broken = evaluate_rules(frame, FLIGHT_DELAY_CONTRACT, {})
+    if len(broken):
+        raise Failure(
+            description=f"features/flight_delay: {len(broken)} rule violation(s), e.g. "
+            + "; ".join(broken["reason"].head(3)),
+            allow_retries=False,
+        )
+    yield Output(
         frame,
         metadata={
             "rows_out": len(frame),
@@ -64,3 +91,4 @@ def flight_delay(
             "plane_age_missing": int(frame["plane_age"].isna().sum()),
         },
     )
+    yield schema_check_result(FLIGHT_DELAY_KEY, FLIGHT_DELAY_CONTRACT, frame)

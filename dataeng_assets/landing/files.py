@@ -12,7 +12,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 EXTENSIONS = {"csv": "csv", "parquet": "parquet", "jsonl": "jsonl"}
@@ -63,78 +62,183 @@ def _all_strings(table: pa.Table) -> pa.Table:
     )
 
 
-def read_delivered(fs: pafs.FileSystem, file: DeliveredFile, fmt: str) -> pa.Table:
-    """The file's rows with every column as a string (CSV values exactly as written)."""
-    with fs.open_input_file(file.path) as handle:
-        data = handle.read()
-    if not data.strip():
-        raise DeliveryError(f"{file.relative_path}: the file is empty (not even a header)")
+@dataclass(frozen=True)
+class ParsedDelivery:
+    """A delivered file split into what parsed and what did not, with original row numbers."""
+
+    table: (
+        pa.Table
+    )  # every delivered column as a string, plus _source_row (1-based, header excluded)
+    rejects: list[tuple[int, str, str]]  # (row number, 0 for the whole file; error; raw text)
+    columns: list[str]  # the delivered header (empty when the file has none)
+
+
+def _text(line: bytes) -> str:
+    return line.decode("utf-8", errors="backslashreplace")
+
+
+def _with_row_numbers(table: pa.Table, numbers: list[int] | range) -> pa.Table:
+    return _all_strings(table).append_column("_source_row", pa.array(numbers, pa.int64()))
+
+
+def _parse_csv(data: bytes) -> ParsedDelivery:
+    lines = data.split(b"\n")
+    header = lines[0].rstrip(b"\r")
     try:
-        if fmt == "csv":
-            columns = _csv_header(data)
-            table = pacsv.read_csv(
-                io.BytesIO(data),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={name: pa.large_string() for name in columns},
-                    strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
-                ),
+        header.decode("utf-8")
+        columns = pacsv.read_csv(io.BytesIO(header + b"\n")).column_names
+    except (UnicodeDecodeError, pa.ArrowInvalid) as error:
+        return ParsedDelivery(
+            pa.table({}), [(0, f"unreadable header: {error}", _text(data[:2000]))], []
+        )
+    rejects: list[tuple[int, str, str]] = []
+    kept_numbers: list[int] = []
+    kept_lines = [header]
+    for number, line in enumerate(lines[1:], start=1):
+        if not line.strip():
+            continue  # a blank line carries no row (a final newline, say)
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            rejects.append(
+                (number, f"not valid UTF-8: {error.reason} at byte {error.start}", _text(line))
             )
-        elif fmt == "parquet":
+            continue
+        kept_numbers.append(number)
+        kept_lines.append(line)
+    invalid: dict[int, tuple[str, str]] = {}
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        # row.number counts lines of what pyarrow was given, the header being line 1.
+        invalid[row.number - 2] = (
+            f"{row.actual_columns} field(s) where the header has {row.expected_columns}",
+            row.text,
+        )
+        return "skip"
+
+    table = pacsv.read_csv(
+        io.BytesIO(b"\n".join(kept_lines) + b"\n"),
+        read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 26),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.large_string() for name in columns},
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    for position, (error, text) in invalid.items():
+        rejects.append((kept_numbers[position], error, text))
+    numbers = [n for i, n in enumerate(kept_numbers) if i not in invalid]
+    return ParsedDelivery(_with_row_numbers(table, numbers), sorted(rejects), columns)
+
+
+def _parse_jsonl(data: bytes) -> ParsedDelivery:
+    rows: list[dict] = []
+    numbers: list[int] = []
+    rejects: list[tuple[int, str, str]] = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as error:
+            rejects.append((number, f"not a JSON object: {error}", _text(line)))
+            continue
+        rows.append({k: None if v is None else str(v) for k, v in value.items()})
+        numbers.append(number)
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    schema = pa.schema([(c, pa.large_string()) for c in columns])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    return ParsedDelivery(_with_row_numbers(table, numbers), rejects, columns)
+
+
+def parse_delivery(data: bytes, fmt: str) -> ParsedDelivery:
+    """Parse a delivered file; whatever cannot be parsed comes back as rejects, never dropped."""
+    if not data.strip():
+        return ParsedDelivery(pa.table({}), [(0, "empty file (not even a header)", "")], [])
+    if fmt == "csv":
+        return _parse_csv(data)
+    if fmt == "jsonl":
+        return _parse_jsonl(data)
+    if fmt == "parquet":
+        try:
             table = pq.read_table(io.BytesIO(data))
-        elif fmt == "jsonl":
-            # Declared as strings so pyarrow does not guess (it would turn ISO times into timestamps
-            # and print them back differently); keys not on the first line are still read.
-            first = json.loads(data.split(b"\n", 1)[0])
-            schema = pa.schema([(name, pa.large_string()) for name in first])
-            table = pajson.read_json(
-                io.BytesIO(data),
-                parse_options=pajson.ParseOptions(
-                    explicit_schema=schema, unexpected_field_behavior="infer"
-                ),
-            )
-        else:
-            raise DeliveryError(f"{file.relative_path}: unknown format {fmt!r}")
-    except (pa.ArrowInvalid, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DeliveryError(f"{file.relative_path}: cannot be read as {fmt}: {error}") from error
-    return _all_strings(table)
+        except (pa.ArrowInvalid, OSError) as error:
+            return ParsedDelivery(pa.table({}), [(0, f"unreadable parquet: {error}", "")], [])
+        return ParsedDelivery(
+            _with_row_numbers(table, range(1, len(table) + 1)), [], table.column_names
+        )
+    raise DeliveryError(f"unknown format {fmt!r}")
 
 
-def _csv_header(data: bytes) -> list[str]:
-    """Column names from the first line, so that every column can be read as a string."""
-    first_line = data.split(b"\n", 1)[0].rstrip(b"\r") + b"\n"
-    return pacsv.read_csv(io.BytesIO(first_line)).column_names
+def read_delivered(fs: pafs.FileSystem, file: DeliveredFile, fmt: str) -> pa.Table:
+    """The file's parseable rows, every column a string (CSV values exactly as written)."""
+    with fs.open_input_file(file.path) as handle:
+        parsed = parse_delivery(handle.read(), fmt)
+    if parsed.rejects and parsed.rejects[0][0] == 0:
+        raise DeliveryError(f"{file.relative_path}: {parsed.rejects[0][1]}")
+    return parsed.table.drop_columns(["_source_row"])
+
+
+@dataclass(frozen=True)
+class SourceDelivery:
+    """What a partition's files delivered: rows (good and unparseable) and structural findings."""
+
+    table: pa.Table
+    missing_columns: dict[str, list[str]]  # file -> declared columns it lacks
+    extra_columns: dict[str, list[str]]  # file -> undeclared columns it has
+    file_errors: dict[str, str]  # file -> why the file as a whole could not be read
+    unparseable_rows: int
 
 
 def read_source_delivery(
     fs: pafs.FileSystem,
-    root: str,
     files: list[DeliveredFile],
     fmt: str,
-    required_columns: list[str],
+    declared_columns: list[str],
     loaded_at: dt.datetime,
     day: dt.date | None,
-) -> tuple[pa.Table, list[str]]:
+) -> SourceDelivery:
     """The delivered files of one partition, as strings, with lineage columns added.
 
-    Returns the rows and the extra (undeclared) columns found, which raw keeps as delivered.
-    A file missing a declared column is refused with the file and the column named.
+    Unparseable lines and unreadable files become rows too (``_parse_error``, ``_raw_text``), so
+    that the cleaned layer quarantines them: nothing delivered disappears. A missing declared column
+    is kept as nulls and reported, for the blocking schema check.
     """
-    tables = []
-    extra: set[str] = set()
+    tables, missing, extra, file_errors = [], {}, {}, {}
+    unparseable = 0
     for file in files:
-        table = read_delivered(fs, file, fmt)
-        missing = [c for c in required_columns if c not in table.column_names]
-        if missing:
-            raise DeliveryError(
-                f"{file.relative_path}: missing declared column(s) {missing}; "
-                f"delivered columns are {table.column_names}"
-            )
-        extra.update(c for c in table.column_names if c not in required_columns)
+        with fs.open_input_file(file.path) as handle:
+            parsed = parse_delivery(handle.read(), fmt)
+        good = parsed.table
+        if parsed.columns:
+            lacking = [c for c in declared_columns if c not in parsed.columns]
+            if lacking:
+                missing[file.relative_path] = lacking
+            surplus = [c for c in parsed.columns if c not in declared_columns]
+            if surplus:
+                extra[file.relative_path] = surplus
+        for number, error, _ in parsed.rejects:
+            if number == 0:
+                file_errors[file.relative_path] = error
+        unparseable += len(parsed.rejects)
+        rejects = pa.table(
+            {
+                "_source_row": pa.array([r[0] for r in parsed.rejects], pa.int64()),
+                "_parse_error": pa.array([r[1] for r in parsed.rejects], pa.large_string()),
+                "_raw_text": pa.array([r[2] for r in parsed.rejects], pa.large_string()),
+            }
+        )
+        table = pa.concat_tables([good, rejects], promote_options="default")
         rows = len(table)
+        delivered_at = (
+            dt.datetime.fromtimestamp(file.mtime_ns / 1e9, dt.UTC) if file.mtime_ns else loaded_at
+        )
         lineage = {
             "_source_file": pa.array([file.relative_path] * rows, pa.large_string()),
-            "_source_row": pa.array(range(1, rows + 1), pa.int64()),
+            "_delivered_at": pa.array([delivered_at] * rows, pa.timestamp("us", tz="UTC")),
             "_loaded_at": pa.array([loaded_at] * rows, pa.timestamp("us", tz="UTC")),
         }
         if day is not None:
@@ -142,4 +246,9 @@ def read_source_delivery(
         for name, values in lineage.items():
             table = table.append_column(name, values)
         tables.append(table)
-    return pa.concat_tables(tables, promote_options="default"), sorted(extra)
+    # Every declared column exists, even when a file lacked it (as nulls: the check reports it).
+    combined = pa.concat_tables(tables, promote_options="default")
+    for name in ["_parse_error", "_raw_text", *declared_columns]:
+        if name not in combined.column_names:
+            combined = combined.append_column(name, pa.nulls(len(combined), pa.large_string()))
+    return SourceDelivery(combined, missing, extra, file_errors, unparseable)

@@ -5,6 +5,7 @@ The registry never imports an asset; the asset factory reads the registry.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 from collections.abc import Callable
@@ -39,6 +40,7 @@ class Source:
     normalise: tuple[str, ...] = ()
     na_values: tuple[str, ...] = ("", "NA")
     transform: str | None = None
+    drift_columns: tuple[str, ...] = ()
 
     @property
     def is_daily(self) -> bool:
@@ -72,8 +74,6 @@ class Source:
         function = self.transform_function()
         if function is not None:
             parts.append(inspect.getsource(inspect.getmodule(function)))
-        import hashlib
-
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
@@ -99,9 +99,10 @@ def _parse_source(name: str, entry: dict[str, Any]) -> Source:
         normalise=tuple(entry.get("normalise") or ()),
         na_values=tuple(str(v) for v in entry.get("na_values", ("", "NA"))),
         transform=entry.get("transform"),
+        drift_columns=tuple(entry.get("drift_columns") or ()),
     )
     cleaned = source.cleaned_contract
-    for column in (*source.natural_key, *source.normalise):
+    for column in (*source.natural_key, *source.normalise, *source.drift_columns):
         if column not in cleaned.column_names:
             raise ValueError(f"source {name!r}: {column!r} is not in {cleaned.name}'s contract")
     if source.is_daily and "date" not in cleaned.column_names:

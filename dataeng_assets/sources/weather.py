@@ -1,13 +1,15 @@
 """Weather: the logic beyond typing that the registry entry names (``transform``)."""
 
-from __future__ import annotations
+from collections.abc import Mapping
 
 import pandas as pd
 
 from dataeng_assets.transforms.conform import local_to_utc
 
 
-def build_observation_time(weather: pd.DataFrame) -> pd.DataFrame:
+def build_observation_time(
+    weather: pd.DataFrame, references: Mapping[str, pd.DataFrame]
+) -> pd.DataFrame:
     """``observed_at`` in UTC from the local year/month/day/hour.
 
     The hour repeated when daylight saving ends (2013-11-03 01:00) is delivered twice per airport;

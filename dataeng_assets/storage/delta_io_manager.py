@@ -260,4 +260,6 @@ class DeltaLakeIOManager(ConfigurableIOManager):
             dataset = table.to_pyarrow_dataset(file_pruning_predicate=window_predicate(start, end))
         else:
             dataset = table.to_pyarrow_dataset()
-        return to_pandas(dataset.to_table())
+        # Column pruning: an input can declare the only columns it needs (AssetIn metadata).
+        columns = (context.definition_metadata or {}).get("columns")
+        return to_pandas(dataset.to_table(columns=list(columns) if columns else None))

@@ -1,45 +1,83 @@
-"""Typing, conforming and de-duplicating a delivered table against its contract."""
+"""Raw to cleaned: typing, conforming, rule actions, quarantine and de-duplication against a contract.
+
+Every raw row ends in exactly one place: the cleaned table, the quarantine (with its reasons), or the
+count of exact duplicates. ``CleanResult`` carries the three, and ``rows_in == rows_out +
+rows_quarantined + exact_duplicates_removed`` holds by construction (and is checked on every run).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from dataeng_assets.contracts import LINEAGE_COLUMNS, Contract
+from dataeng_assets.contracts import (
+    CLEANED_AT_COLUMN,
+    LINEAGE_COLUMNS,
+    PARTITION_COLUMN,
+    PLATFORM_COLUMNS,
+    Contract,
+    Rule,
+)
 
+LOCAL_TZ = "America/New_York"
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
+QUARANTINE_COLUMNS = [
+    "_source_file",
+    "_source_row",
+    "layer",
+    "rules",
+    "reasons",
+    "record",
+    "raw_text",
+]
+# A transform takes the typed frame and the reference tables it may need (by source name).
+Transform = Callable[[pd.DataFrame, Mapping[str, pd.DataFrame]], pd.DataFrame]
 
 
 class ContractViolation(ValueError):
-    """Delivered values that cannot be typed as the contract says. Carries the offending cells."""
+    """Rows that break a rule whose action is ``fail``: the partition stops, nothing is written."""
 
-    def __init__(self, table: str, problems: pd.DataFrame) -> None:
+    def __init__(self, table: str, failures: pd.DataFrame) -> None:
         self.table = table
-        self.problems = problems
-        lines = [f"{table}: {len(problems)} value(s) cannot be typed as the contract says"]
-        for _, row in problems.head(5).iterrows():
+        self.failures = failures
+        lines = [f"{table}: {len(failures)} row(s) break a rule whose action is 'fail'"]
+        for _, row in failures.head(5).iterrows():
             lines.append(
-                f"  {row['_source_file']} row {row['_source_row']}: column {row['column']!r} "
-                f"value {row['value']!r} ({row['reason']})"
+                f"  {row['_source_file']} row {row['_source_row']}: [{row['rule']}] {row['reason']}"
             )
         super().__init__("\n".join(lines))
 
 
 @dataclass(frozen=True)
 class CleanResult:
-    frame: pd.DataFrame
+    frame: pd.DataFrame  # the cleaned rows
+    quarantine: pd.DataFrame  # one row per quarantined raw row (QUARANTINE_COLUMNS + date)
     rows_in: int
     exact_duplicates_removed: int
-    key_duplicates_removed: int
+    violations: pd.DataFrame  # every rule broken: rule, action, _source_file, _source_row, reason
+    rule_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_out(self) -> int:
         return len(self.frame)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return len(self.quarantine)
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_in == self.rows_out + self.rows_quarantined + self.exact_duplicates_removed
 
 
 def _as_missing(values: pd.Series, na_values: frozenset[str]) -> pd.Series:
@@ -55,13 +93,11 @@ def _cast_column(values: pd.Series, type_name: str) -> pd.Series:
     if type_name == "string":
         return values.astype("str").mask(values.isna())
     if type_name in ("int", "float"):
-        numbers = pd.to_numeric(values, errors="coerce")
+        numbers = pd.to_numeric(values, errors="coerce").astype("float64")
         if type_name == "float":
-            return numbers.astype("float64")
-        numbers = numbers.astype("float64")
+            return numbers
         # A non-integral value ("12.5") is not an int: treat it like an unparseable one.
-        numbers = numbers.where(np.floor(numbers) == numbers)
-        return numbers.astype("Int64")
+        return numbers.where(np.floor(numbers) == numbers).astype("Int64")
     if type_name == "bool":
         if pd.api.types.is_bool_dtype(values):
             return values.astype("boolean")
@@ -88,30 +124,38 @@ def cast_to_contract(
     """Type every contract column present in ``frame``.
 
     Returns the typed frame and the problems: one row per cell that was delivered but could not be
-    typed (column, value, reason, and the row's lineage), so that nothing is lost without a trace.
+    typed (row label, column, value, rule, reason), so that nothing is lost without a trace.
     """
     missing_tokens = frozenset(na_values)
     typed = frame.copy()
     problems: list[pd.DataFrame] = []
     for spec in contract.columns:
-        if spec.name not in frame.columns or spec.name in LINEAGE_COLUMNS:
+        if spec.name not in frame.columns or spec.name in PLATFORM_COLUMNS:
             continue
         delivered = _as_missing(frame[spec.name], missing_tokens)
         cast = _cast_column(delivered, spec.type)
         failed = cast.isna() & delivered.notna()
         if failed.any():
-            bad = frame.loc[failed, [c for c in ("_source_file", "_source_row") if c in frame]]
+            values = delivered[failed].astype("str")
             problems.append(
-                bad.assign(
-                    column=spec.name,
-                    value=delivered[failed].astype("str"),
-                    reason=f"not a valid {spec.type}",
+                pd.DataFrame(
+                    {
+                        "row": values.index,
+                        "rule": f"{spec.name}.type",
+                        "action": "drop",
+                        "reason": f"{spec.name}: "
+                        + values.map(repr)
+                        + f" is not a valid {spec.type}",
+                    }
                 )
             )
         typed[spec.name] = cast
-    columns = ["_source_file", "_source_row", "column", "value", "reason"]
-    report = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame(columns=columns)
-    return typed, report
+    return typed, _concat(problems)
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    columns = ["row", "rule", "action", "reason"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def normalise_keys(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
@@ -126,26 +170,25 @@ def normalise_keys(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
 
 def drop_exact_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Rows equal in every delivered column (lineage ignored); the first delivered one is kept."""
-    data_columns = [c for c in frame.columns if c not in LINEAGE_COLUMNS]
+    data_columns = [c for c in frame.columns if c not in PLATFORM_COLUMNS]
     duplicated = frame.duplicated(subset=data_columns, keep="first")
     return frame.loc[~duplicated], int(duplicated.sum())
 
 
-def drop_key_duplicates(frame: pd.DataFrame, key: Iterable[str]) -> tuple[pd.DataFrame, int]:
-    """Rows sharing a natural key: the last delivered one wins (a correction supersedes)."""
+def superseded_rows(frame: pd.DataFrame, key: Iterable[str]) -> pd.Index:
+    """Rows sharing a natural key with a later delivery (the last delivered row wins)."""
     key = list(key)
-    if not key:
-        return frame, 0
+    if not key or frame.empty:
+        return frame.index[:0]
     order = [c for c in ("_source_file", "_source_row") if c in frame]
     ordered = frame.sort_values(order, kind="stable") if order else frame
-    duplicated = ordered.duplicated(subset=key, keep="last")
-    return ordered.loc[~duplicated], int(duplicated.sum())
+    return ordered.index[ordered.duplicated(subset=key, keep="last")]
 
 
 def local_to_utc(
-    parts: pd.DataFrame, tz: str = "America/New_York", hint_utc: pd.Series | None = None
+    parts: pd.DataFrame, tz: str = LOCAL_TZ, hint_utc: pd.Series | None = None
 ) -> pd.Series:
-    """UTC timestamps from local year/month/day/hour[/minute] columns.
+    """UTC timestamps from local year/month/day/hour[/minute] columns (NaT for impossible dates).
 
     In the repeated hour when daylight saving ends, the local time alone is ambiguous: ``hint_utc``
     (a delivered UTC hour) picks the matching reading; without it the first (daylight) reading is
@@ -166,6 +209,122 @@ def local_to_utc(
     return first.where(~use_second, second).dt.as_unit("us")
 
 
+def _describe(rule: Rule, values: pd.Series | None) -> pd.Series | str:
+    if values is None:
+        return rule.description
+    return f"{rule.column}: " + values.map(repr) + f" breaks {rule.id} ({rule.description})"
+
+
+def evaluate_rules(
+    frame: pd.DataFrame, contract: Contract, reference_values: Mapping[str, set[Any]]
+) -> pd.DataFrame:
+    """Every (row, rule) the frame breaks: nullability, column checks, references, row rules."""
+    parts = []
+    for spec in contract.columns:
+        if not spec.nullable and spec.name in frame:
+            missing = frame.index[frame[spec.name].isna()]
+            if len(missing):
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            "row": missing,
+                            "rule": f"{spec.name}.not_null",
+                            "action": "drop",
+                            "reason": f"{spec.name} is required but missing",
+                        }
+                    )
+                )
+    for rule in contract.rules:
+        target = frame if rule.expression is not None else frame[rule.column]
+        output = rule.pandera_check(reference_values)(target).check_output
+        if isinstance(output, pd.DataFrame):
+            output = output.all(axis=1)
+        # Built-in checks skip missing values (nullability is its own rule): those rows pass.
+        passed = output.reindex(frame.index, fill_value=True).fillna(True).astype(bool)
+        broken = frame.index[~passed.to_numpy()]
+        if len(broken):
+            values = None if rule.expression is not None else frame.loc[broken, rule.column]
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "row": broken,
+                        "rule": rule.id,
+                        "action": rule.action,
+                        "reason": _describe(rule, values),
+                    }
+                )
+            )
+    return _concat(parts)
+
+
+def partition_rule(frame: pd.DataFrame, time_column: str, tz: str = LOCAL_TZ) -> pd.DataFrame:
+    """A row whose time falls on another local day than its file's day is in the wrong partition."""
+    local_day = frame[time_column].dt.tz_convert(tz).dt.date
+    wrong = frame.index[local_day.notna() & (local_day != frame[PARTITION_COLUMN])]
+    if not len(wrong):
+        return _concat([])
+    reason = (
+        f"{time_column} falls on "
+        + local_day[wrong].astype(str)
+        + ", not on the file's day "
+        + frame.loc[wrong, PARTITION_COLUMN].astype(str)
+    )
+    return pd.DataFrame({"row": wrong, "rule": "in_partition", "action": "drop", "reason": reason})
+
+
+def hash_pii(values: pd.Series, key: bytes) -> pd.Series:
+    """A keyed hash (HMAC-SHA256, hex) of each value: joinable, not reversible without the key."""
+    return values.map(
+        lambda v: None if pd.isna(v) else hmac.new(key, str(v).encode(), hashlib.sha256).hexdigest()
+    ).astype("str")
+
+
+def _records(raw: pd.DataFrame, rows: pd.Index) -> pd.Series:
+    """The delivered values of each row, as JSON (platform columns left out)."""
+    data_columns = [c for c in raw.columns if c not in PLATFORM_COLUMNS and c != PARTITION_COLUMN]
+    subset = (
+        raw.loc[rows, data_columns].astype(object).where(raw.loc[rows, data_columns].notna(), None)
+    )
+    return pd.Series(
+        [
+            json.dumps(dict(zip(data_columns, values, strict=True)))
+            for values in subset.itertuples(index=False)
+        ],
+        index=rows,
+        dtype="str",
+    )
+
+
+def build_quarantine(raw: pd.DataFrame, problems: pd.DataFrame, layer: str) -> pd.DataFrame:
+    """One quarantine row per raw row with problems: its lineage, rules, reasons and record."""
+    if problems.empty:
+        out = pd.DataFrame({c: pd.Series(dtype="str") for c in QUARANTINE_COLUMNS})
+        out["_source_row"] = out["_source_row"].astype("Int64")
+        if PARTITION_COLUMN in raw:
+            # Typed even when empty, so the partition column is a date in the Delta table.
+            out.insert(0, PARTITION_COLUMN, pd.Series(dtype=pd.ArrowDtype(pa.date32())))
+        return out
+    grouped = problems.groupby("row", sort=True).agg(
+        rules=("rule", lambda r: "; ".join(dict.fromkeys(r))),
+        reasons=("reason", lambda r: "; ".join(dict.fromkeys(r))),
+    )
+    rows = grouped.index
+    out = pd.DataFrame(index=rows)
+    if PARTITION_COLUMN in raw:
+        out[PARTITION_COLUMN] = raw.loc[rows, PARTITION_COLUMN]
+    out["_source_file"] = raw.loc[rows, "_source_file"].astype("str")
+    out["_source_row"] = raw.loc[rows, "_source_row"].astype("Int64")
+    out["layer"] = layer
+    out["rules"] = grouped["rules"].astype("str")
+    out["reasons"] = grouped["reasons"].astype("str")
+    out["record"] = _records(raw, rows)
+    raw_text = (
+        raw["_raw_text"] if "_raw_text" in raw else pd.Series(None, index=raw.index, dtype="str")
+    )
+    out["raw_text"] = raw_text.loc[rows].astype("str")
+    return out
+
+
 def clean_table(
     raw: pd.DataFrame,
     contract: Contract,
@@ -173,20 +332,115 @@ def clean_table(
     natural_key: Iterable[str] = (),
     normalise: Iterable[str] = (),
     na_values: Iterable[str] = ("", "NA"),
-    transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    transform: Transform | None = None,
+    references: Mapping[str, pd.DataFrame] | None = None,
+    time_column: str | None = None,
+    pii_key: bytes | None = None,
 ) -> CleanResult:
-    """Raw (all strings, as delivered) to cleaned: typed, transformed, normalised, de-duplicated.
+    """Raw (all strings, as delivered) to cleaned: typed, transformed, checked, de-duplicated.
 
-    Raises ContractViolation when a delivered value cannot be typed: no row is dropped silently.
+    Rows breaking a ``drop`` rule (or not parseable, or not typeable) go to the quarantine with every
+    reason; ``warn`` rules are counted; a ``fail`` rule raises ContractViolation.
     """
-    typed, problems = cast_to_contract(raw, contract, na_values)
-    if len(problems):
-        raise ContractViolation(contract.name, problems)
+    references = references or {}
+    raw = raw.reset_index(drop=True)
+    rows_in = len(raw)
+    problems: list[pd.DataFrame] = []
+
+    # 1. Lines the raw layer could not parse: quarantined with their text, never typed.
+    unparsed = raw["_parse_error"].notna() if "_parse_error" in raw else pd.Series(False, raw.index)
+    if unparsed.any():
+        problems.append(
+            pd.DataFrame(
+                {
+                    "row": raw.index[unparsed],
+                    "rule": "parse_error",
+                    "action": "drop",
+                    "reason": raw.loc[unparsed, "_parse_error"].astype("str"),
+                }
+            )
+        )
+    parsed = raw.loc[~unparsed]
+
+    # 2. Values that cannot be typed as the contract says.
+    typed, type_problems = cast_to_contract(parsed, contract, na_values)
+    problems.append(type_problems)
+    typed = typed.drop(index=type_problems["row"].unique())
+
+    # 3. The source's own logic, then the conforming every source gets.
     if transform is not None:
-        typed = transform(typed)
+        typed = transform(typed, references)
     typed = normalise_keys(typed, normalise)
-    typed, exact = drop_exact_duplicates(typed)
-    typed, by_key = drop_key_duplicates(typed, natural_key)
-    lineage = [c for c in LINEAGE_COLUMNS if c in typed]
-    out = typed[contract.column_names + lineage].reset_index(drop=True)
-    return CleanResult(out, len(raw), exact, by_key)
+    typed, exact_duplicates = drop_exact_duplicates(typed)
+
+    # 4. The contract's rules, with their actions.
+    reference_values = {
+        rule.id: set(references[rule.reference[0]][rule.reference[1]].dropna())
+        for rule in contract.references
+        if rule.reference is not None
+    }
+    missing_refs = [r.reference[0] for r in contract.references if r.reference[0] not in references]
+    if missing_refs:
+        raise ValueError(
+            f"{contract.name}: reference tables not given: {sorted(set(missing_refs))}"
+        )
+    violations = evaluate_rules(typed, contract, reference_values)
+    if time_column is not None and PARTITION_COLUMN in typed:
+        violations = _concat([violations, partition_rule(typed, time_column)])
+    failing = violations[violations["action"] == "fail"]
+    dropped = violations[violations["action"] == "drop"]
+    problems.append(dropped)
+    kept = typed.drop(index=dropped["row"].unique())
+
+    # 5. The natural key: a later delivery supersedes an earlier one (kept in quarantine).
+    superseded = superseded_rows(kept, natural_key)
+    if len(superseded):
+        problems.append(
+            pd.DataFrame(
+                {
+                    "row": superseded,
+                    "rule": "superseded",
+                    "action": "drop",
+                    "reason": "a later delivery has the same " + ", ".join(natural_key),
+                }
+            )
+        )
+    kept = kept.drop(index=superseded)
+
+    all_problems = _concat(problems)
+    every = _concat([all_problems, violations[violations["action"] != "drop"]])
+    detail = every.assign(
+        _source_file=raw.loc[every["row"], "_source_file"].to_numpy(),
+        _source_row=raw.loc[every["row"], "_source_row"].to_numpy(),
+    )
+    if len(failing):
+        raise ContractViolation(contract.name, detail[detail["action"] == "fail"])
+
+    for column in contract.pii_columns:
+        if column in kept:
+            if pii_key is None:
+                raise ValueError(
+                    f"{contract.name}: column {column!r} is PII but no hashing key is configured"
+                )
+            kept[column] = hash_pii(kept[column], pii_key)
+
+    lineage = [c for c in LINEAGE_COLUMNS if c in kept]
+    out = kept[contract.column_names + lineage].reset_index(drop=True)
+    out[CLEANED_AT_COLUMN[0]] = pd.Timestamp.now(tz="UTC").as_unit("us")
+    quarantine = build_quarantine(raw, all_problems, layer="cleaned")
+    quarantine.loc[quarantine["rules"] == "parse_error", "layer"] = "raw"
+    quarantine = quarantine.reset_index(drop=True)
+    result = CleanResult(
+        frame=out,
+        quarantine=quarantine,
+        rows_in=rows_in,
+        exact_duplicates_removed=exact_duplicates,
+        violations=detail.drop(columns=["row"]),
+        rule_counts=detail["rule"].value_counts().to_dict(),
+    )
+    if not result.balanced:  # pragma: no cover - would be a bug in this function
+        raise AssertionError(
+            f"{contract.name}: row accounting does not balance: {rows_in} in, {result.rows_out} out, "
+            f"{result.rows_quarantined} quarantined, {exact_duplicates} duplicates"
+        )
+    return result

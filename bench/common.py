@@ -1,0 +1,273 @@
+"""What every benchmark needs: the machine, the load, and a child process measured from outside.
+
+Every measured thing runs in its own child process, so its wall time is the whole process (start-up
+included) and its peak memory is its own. Peak memory is taken two ways and the larger is kept:
+the sum of RSS over the child's process tree, sampled every ``POLL_S`` seconds (catches grandchildren),
+and the kernel's ``ru_maxrss`` of the child from ``wait4`` (exact for the child itself, between samples).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+WORK = REPO / "data" / "bench"  # generated data and lakes; /data is git-ignored
+PYTHON = sys.executable
+VENV_BIN = Path(sys.executable).parent
+POLL_S = 0.05
+GIB = 2**30
+MIB = 2**20
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=20, check=False
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def code_state(src: Path) -> dict[str, Any]:
+    """Which code was measured: the commit, and the package files that differ from it."""
+    dirty = _git("status", "--porcelain", "--", "dataeng_assets")
+    return {
+        "src": str(src),
+        "commit": _git("rev-parse", "HEAD"),
+        "package_files_changed_since_commit": [line[3:] for line in dirty.splitlines()],
+    }
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for name in (
+        "dagster",
+        "pandas",
+        "pyarrow",
+        "deltalake",
+        "pandera",
+        "duckdb",
+        "polars",
+        "numpy",
+    ):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "shared": "2 cores shared with other sessions (see loadavg recorded with every run)",
+        "versions": versions,
+    }
+
+
+def median(values: Sequence[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100): an observed value, never an interpolation."""
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    rank = max(1, min(len(values), int(-(-q * len(values) // 100))))
+    return values[rank - 1]
+
+
+@dataclass
+class Measured:
+    """One child process, measured from outside."""
+
+    name: str
+    wall_s: float
+    peak_rss_bytes: int
+    returncode: int
+    loadavg_before: list[float]
+    loadavg_after: list[float]
+    started_at: str
+    killed_for_memory: bool = False
+    result: dict[str, Any] = field(default_factory=dict)  # what the child wrote to its --out file
+    log: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.killed_for_memory
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "wall_s": round(self.wall_s, 3),
+            "peak_rss_mib": round(self.peak_rss_bytes / MIB, 1),
+            "returncode": self.returncode,
+            "killed_for_memory": self.killed_for_memory,
+            "loadavg_before": self.loadavg_before,
+            "loadavg_after": self.loadavg_after,
+            "started_at": self.started_at,
+            "inner": self.result,
+            "log": self.log,
+        }
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_measured(
+    name: str,
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    log_path: Path,
+    out_path: Path | None = None,
+    timeout_s: float = 3600,
+    memory_cap_bytes: int | None = None,
+) -> Measured:
+    """Run ``cmd`` in a child process: wall time, peak memory of its tree, its result file.
+
+    A child whose tree grows past ``memory_cap_bytes`` is killed (the machine is shared: better a
+    missing number than another session's work lost to the OOM killer).
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    if out_path is not None and out_path.exists():
+        out_path.unlink()
+    full_env = {**os.environ, **(env or {})}
+    before = loadavg()
+    started = now_iso()
+    peak = 0
+    killed = False
+    stop = threading.Event()
+    with open(log_path, "wb") as log:
+        t0 = time.perf_counter()
+        child = subprocess.Popen(
+            list(cmd),
+            cwd=cwd,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        proc = psutil.Process(child.pid)
+
+        def poll() -> None:
+            nonlocal peak, killed
+            while not stop.is_set():
+                rss = _tree_rss(proc)
+                peak = max(peak, rss)
+                if memory_cap_bytes and rss > memory_cap_bytes and not killed:
+                    killed = True
+                    os.killpg(child.pid, signal.SIGKILL)
+                stop.wait(POLL_S)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        deadline = t0 + timeout_s
+        status, rusage = 0, None
+        while True:
+            pid, status, rusage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                os.killpg(child.pid, signal.SIGKILL)
+            time.sleep(0.01)
+        wall = time.perf_counter() - t0
+        child.returncode = os.waitstatus_to_exitcode(status)
+        stop.set()
+        poller.join()
+    if rusage is not None:
+        peak = max(peak, rusage.ru_maxrss * 1024)  # KiB on Linux
+    result: dict[str, Any] = {}
+    if out_path is not None and out_path.exists():
+        result = json.loads(out_path.read_text())
+    tail = ""
+    if child.returncode != 0 or killed:
+        tail = log_path.read_text(errors="replace")[-3000:]
+    return Measured(
+        name=name,
+        wall_s=wall,
+        peak_rss_bytes=peak,
+        returncode=child.returncode,
+        loadavg_before=before,
+        loadavg_after=loadavg(),
+        started_at=started,
+        killed_for_memory=killed,
+        result=result,
+        log=tail,
+    )
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+class Timer:
+    """Named phases inside a worker: ``with timer("raw"): ...``; ``timer.phases`` in seconds."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+
+    def __call__(self, name: str) -> _Phase:
+        return _Phase(self, name)
+
+
+class _Phase:
+    def __init__(self, timer: Timer, name: str) -> None:
+        self.timer, self.name = timer, name
+
+    def __enter__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        elapsed = time.perf_counter() - self.t0
+        self.timer.phases[self.name] = round(self.timer.phases.get(self.name, 0.0) + elapsed, 4)

@@ -1,0 +1,76 @@
+"""The platform through Dagster, in one Python process: ``dagster.materialize`` of every asset.
+
+    python -m bench.inprocess --start 2013-01-01 --end 2013-12-31 [--out F.json] [--instance ephemeral|home]
+
+Where data lives comes from the environment (DATAENG_LANDING_ROOT, DATAENG_LAKE_ROOT), as for
+``dagster asset materialize``. A window of more than one day runs as one single-run backfill (the
+partition-range tags), one day as ``partition_key``. With ``--instance ephemeral`` (the default of
+``materialize``) the run's events stay in memory; ``--instance home`` uses $DAGSTER_HOME, like the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+T0 = time.perf_counter()
+
+from dagster import DagsterInstance, materialize  # noqa: E402
+
+import dataeng_assets.definitions as definitions  # noqa: E402
+from dataeng_assets.resources import build_resources  # noqa: E402
+from dataeng_assets.settings import load_settings  # noqa: E402
+
+IMPORTED = time.perf_counter()
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def all_assets() -> list:
+    """Everything the code location materializes (assets and their checks)."""
+    if hasattr(definitions, "ALL_ASSETS"):
+        return list(definitions.ALL_ASSETS)
+    return [*definitions.defs.assets, *(definitions.defs.asset_checks or [])]
+
+
+def run(start: dt.date, end: dt.date, instance_kind: str) -> dict:
+    instance = DagsterInstance.get() if instance_kind == "home" else DagsterInstance.ephemeral()
+    kwargs: dict = {}
+    if start == end:
+        kwargs["partition_key"] = start.isoformat()
+    else:
+        kwargs["tags"] = {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()}
+    t0 = time.perf_counter()
+    result = materialize(
+        all_assets(), resources=build_resources(load_settings()), instance=instance, **kwargs
+    )
+    elapsed = time.perf_counter() - t0
+    if not result.success:
+        raise SystemExit("the run failed")
+    steps = {}
+    for event in result.all_events:
+        if event.event_type_value == "STEP_SUCCESS":
+            steps[event.step_key] = round(event.event_specific_data.duration_ms / 1000, 3)
+    return {"materialize_s": round(elapsed, 3), "steps_s": steps}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--start", type=dt.date.fromisoformat, required=True)
+    parser.add_argument("--end", type=dt.date.fromisoformat, required=True, help="inclusive")
+    parser.add_argument("--instance", choices=["ephemeral", "home"], default="ephemeral")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    report = {"import_s": round(IMPORTED - T0, 3), **run(args.start, args.end, args.instance)}
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.write_text(text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

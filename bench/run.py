@@ -1,0 +1,290 @@
+"""Run the benchmarks and write the results: ``python -m bench.run [--quick] [--only SCENARIO ...]``.
+
+Scenarios (each writes its measurements into ``bench.json`` as soon as it is done):
+
+- ``imports``: a bare ``import dagster`` and the code location's import, on their own;
+- ``partition``: one scaled day (4M flights; 100k with --quick) through every way: the Dagster CLI
+  as a user runs it, Dagster in-process (``materialize``), the bare script, the pyarrow I/O floor and
+  the DuckDB peer;
+- ``full_year``: the real 2013 flights, 365 partitions, as one single-run backfill, every way
+  (January only with --quick);
+- ``linearity``: 1M, 4M and 16M flights in one day (25k, 100k, 400k with --quick), Dagster
+  in-process and the bare script (in-process only with --quick); a run whose process tree passes the
+  memory cap is killed and reported as such;
+- ``query``: analyst queries over the full-year feature table written by the Dagster CLI;
+- ``file_to_feature``: taken from ``bench/file_to_feature.py`` when it exists, else null.
+
+Method: within a scenario the ways alternate (A B C A B C ..., the order rotated each round, after one
+untimed warm-up round), each run a fresh child process on a fresh lake, and figures are medians of
+``--reps`` (5) runs; ratios are medians of the per-round ratios (side by side in time). Every run
+records the load average before and after. Full mode takes about an hour and a half on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import generate, report
+from bench.common import (
+    GIB,
+    PYTHON,
+    REPO,
+    RESULTS,
+    VENV_BIN,
+    WORK,
+    Measured,
+    code_state,
+    loadavg,
+    machine,
+    now_iso,
+    run_measured,
+    write_json,
+)
+
+YEAR = (dt.date(2013, 1, 1), dt.date(2013, 12, 31))
+JANUARY = (dt.date(2013, 1, 1), dt.date(2013, 1, 31))
+DAY = generate.SCALED_DAY
+ALL_WAYS = ["dagster_cli", "dagster_inprocess", "bare", "io_floor", "duckdb"]
+WAY_LABELS = {
+    "dagster_cli": "Dagster CLI (`dagster asset materialize`, SQLite instance)",
+    "dagster_inprocess": "Dagster in-process (`materialize`, ephemeral instance)",
+    "bare": "bare script (same functions, delta-rs writes)",
+    "io_floor": "I/O floor (pyarrow CSV -> Parquet)",
+    "duckdb": "DuckDB SQL peer (writes Delta)",
+}
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.quick: bool = args.quick
+        self.reps: int = args.reps
+        self.src: Path = args.src.resolve()
+        self.out_dir: Path = RESULTS / "quick" if self.quick else RESULTS
+        self.work: Path = WORK / ("quick" if self.quick else "full")
+        self.results_path = self.out_dir / "bench.json"
+        self.partition_rows = 100_000 if self.quick else 4_000_000
+        self.linearity_rows = [25_000, 100_000, 400_000] if self.quick else [1_000_000, 4_000_000, 16_000_000]
+        self.memory_cap = int(min(0.85 * psutil.virtual_memory().available, 20 * GIB))
+        self.results: dict[str, Any] = {}
+        if self.results_path.exists():
+            self.results = report.load(self.results_path)
+
+    # --- one way, one run --------------------------------------------------------------------
+    def env(self, landing: Path, lake: Path, home: Path) -> dict[str, str]:
+        return {
+            "DATAENG_LANDING_ROOT": str(landing),
+            "DATAENG_LAKE_ROOT": str(lake),
+            "DAGSTER_HOME": str(home),
+            "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(self.src), str(REPO)])),
+            "PYTHONHASHSEED": "0",
+        }
+
+    def dagster_home(self, scenario: str) -> Path:
+        home = self.work / scenario / "dagster_home"
+        if not (home / "dagster.yaml").exists():
+            home.mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.src / "dagster.yaml", home / "dagster.yaml")  # as `make` does
+        return home
+
+    def run_way(
+        self, scenario: str, way: str, landing: Path, window: tuple[dt.date, dt.date], tag: str
+    ) -> Measured:
+        start, end = window
+        base = self.work / scenario / tag / way
+        lake = base / "lake"
+        shutil.rmtree(lake, ignore_errors=True)
+        lake.mkdir(parents=True)
+        out = base / "result.json"
+        home = self.dagster_home(scenario)
+        span = ["--start", start.isoformat(), "--end", end.isoformat()]
+        if way == "dagster_cli":
+            partition = (
+                ["--partition", start.isoformat()]
+                if start == end
+                else ["--partition-range", f"{start.isoformat()}...{end.isoformat()}"]
+            )
+            cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-m",
+                   "dataeng_assets.definitions", "--select", "*", *partition]  # fmt: skip
+            out_path = None
+        elif way == "dagster_inprocess":
+            cmd = [PYTHON, "-m", "bench.inprocess", *span, "--out", str(out)]
+            out_path = out
+        elif way == "io_floor":
+            cmd = [PYTHON, "-m", "bench.io_floor", "--landing", str(landing), "--dest", str(lake),
+                   *span, "--out", str(out)]  # fmt: skip
+            out_path = out
+        else:
+            module = {"bare": "bench.bare", "duckdb": "bench.duckdb_peer"}[way]
+            cmd = [PYTHON, "-m", module, "--landing", str(landing), "--lake", str(lake), *span,
+                   "--out", str(out)]  # fmt: skip
+            out_path = out
+        cwd = self.src if way == "dagster_cli" else REPO
+        measured = run_measured(
+            f"{scenario}/{tag}/{way}", cmd, env=self.env(landing, lake, home), cwd=cwd,
+            log_path=base / "log.txt", out_path=out_path, timeout_s=3 * 3600,
+            memory_cap_bytes=self.memory_cap,
+        )  # fmt: skip
+        status = "ok" if measured.ok else ("KILLED (memory cap)" if measured.killed_for_memory else f"FAILED rc={measured.returncode}")
+        print(
+            f"  {measured.name:45s} {measured.wall_s:8.2f} s  peak {measured.peak_rss_bytes / GIB:5.2f} GiB"
+            f"  load {measured.loadavg_before[0]:.2f}  {status}",
+            flush=True,
+        )
+        if not measured.ok and measured.log:
+            print("    " + measured.log[-1500:].replace("\n", "\n    "), flush=True)
+        return measured
+
+    def alternate(
+        self, scenario: str, ways: list[str], landing: Path, window: tuple[dt.date, dt.date],
+        tag: str, warmup: bool = True, reps: int | None = None,
+    ) -> dict[str, list[dict]]:
+        """Rounds of every way, the order rotated each round; one untimed warm-up round first."""
+        reps = reps or self.reps
+        runs: dict[str, list[dict]] = {w: [] for w in ways}
+        skip: set[str] = set()
+        if warmup:
+            print(f"  warm-up ({tag})", flush=True)
+            for way in ways:
+                if not self.run_way(scenario, way, landing, window, tag).ok:
+                    skip.add(way)
+        for r in range(reps):
+            order = ways[r % len(ways):] + ways[: r % len(ways)]
+            for way in order:
+                if way in skip:
+                    continue
+                measured = self.run_way(scenario, way, landing, window, tag).as_dict()
+                measured["round"] = r
+                runs[way].append(measured)
+                if not measured["ok"]:
+                    skip.add(way)  # a way that fails or is killed is not retried this scenario
+        return runs
+
+    # --- scenarios ---------------------------------------------------------------------------
+    def scenario_imports(self) -> dict:
+        probes = {
+            "python": "pass",
+            "import_dagster": "import dagster",
+            "import_code_location": "import dataeng_assets.definitions",
+            "import_bare_deps": "import pandas, pyarrow, deltalake, pandera",
+        }
+        runs: dict[str, list[dict]] = {k: [] for k in probes}
+        env = self.env(self.work, self.work, self.dagster_home("imports"))
+        for r in range(self.reps + 1):
+            for name, code in probes.items():
+                m = run_measured(
+                    f"imports/{name}", [PYTHON, "-c", code], env=env, cwd=self.src,
+                    log_path=self.work / "imports" / f"{name}.log",
+                )  # fmt: skip
+                if r:  # the first round warms the file cache
+                    runs[name].append(m.as_dict())
+        print("  imports: " + ", ".join(
+            f"{k} {report.med([x['wall_s'] for x in v]):.2f}s" for k, v in runs.items()), flush=True)  # fmt: skip
+        return {"runs": runs}
+
+    def scenario_partition(self) -> dict:
+        landing = generate.scaled_landing(self.partition_rows)
+        runs = self.alternate("partition", ALL_WAYS, landing, (DAY, DAY), f"rows_{self.partition_rows}")
+        return {"rows": self.partition_rows, "day": DAY.isoformat(), "runs": runs,
+                "facts": report.facts(landing)}  # fmt: skip
+
+    def scenario_full_year(self) -> dict:
+        window = JANUARY if self.quick else YEAR
+        landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
+        runs = self.alternate("full_year", ALL_WAYS, landing, window, "year")
+        return {"window": [window[0].isoformat(), window[1].isoformat()],
+                "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
+
+    def scenario_linearity(self) -> dict:
+        ways = ["dagster_inprocess"] if self.quick else ["dagster_inprocess", "bare"]
+        sizes: dict[str, dict] = {}
+        for rows in self.linearity_rows:
+            landing = generate.scaled_landing(rows)
+            print(f"  {rows:,} rows: memory cap {self.memory_cap / GIB:.1f} GiB", flush=True)
+            big = rows >= 16_000_000
+            runs = self.alternate(
+                "linearity", ways, landing, (DAY, DAY), f"rows_{rows}", warmup=not big and not self.quick
+            )
+            sizes[str(rows)] = {"runs": runs, "facts": report.facts(landing)}
+            self.save_partial("linearity", {"sizes": sizes, "ways": ways})
+        return {"sizes": sizes, "ways": ways}
+
+    def scenario_query(self) -> dict:
+        lake = self.work / "full_year" / "year" / "dagster_cli" / "lake"
+        table = lake / "features" / "flight_delay"
+        if not (table / "_delta_log").exists():
+            print("  no full-year feature table yet: running the full_year scenario's CLI once")
+            landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
+            self.run_way("full_year", "dagster_cli", landing, JANUARY if self.quick else YEAR, "year")
+        out = self.work / "query" / "result.json"
+        m = run_measured(
+            "query", [PYTHON, "-m", "bench.query", "--table", str(table), "--reps",
+                      str(20 if self.quick else 60), "--out", str(out)],
+            env=self.env(self.work, lake, self.dagster_home("query")), cwd=REPO,
+            log_path=self.work / "query" / "log.txt", out_path=out,
+        )  # fmt: skip
+        print(f"  query: {m.wall_s:.2f} s, ok={m.ok}", flush=True)
+        return {"run": m.as_dict()}
+
+    def scenario_file_to_feature(self) -> dict:
+        script = REPO / "bench" / "file_to_feature.py"
+        if not script.exists():
+            return {"value": None, "note": "bench/file_to_feature.py does not exist yet: the "
+                    "automation engineer measures landed file -> committed feature partition under "
+                    "`dagster dev` (issue 5) and fills this in."}  # fmt: skip
+        out = self.work / "file_to_feature" / "result.json"
+        m = run_measured(
+            "file_to_feature", [PYTHON, "-m", "bench.file_to_feature", "--out", str(out)]
+            + (["--quick"] if self.quick else []),
+            env=self.env(self.work, self.work, self.dagster_home("file_to_feature")), cwd=REPO,
+            log_path=self.work / "file_to_feature" / "log.txt", out_path=out, timeout_s=3600,
+        )  # fmt: skip
+        return {"run": m.as_dict(), "value": (m.result or {}).get("p50_s")}
+
+    # --- bookkeeping -------------------------------------------------------------------------
+    def save_partial(self, name: str, data: dict) -> None:
+        self.results.setdefault("scenarios", {})[name] = {**data, "partial": True}
+        write_json(self.results_path, self.results)
+
+    def run(self, only: list[str]) -> None:
+        scenarios = ["imports", "partition", "full_year", "linearity", "query", "file_to_feature"]
+        self.results.update({
+            "mode": "quick" if self.quick else "full",
+            "machine": machine(),
+            "code": code_state(self.src),
+            "reps": self.reps,
+        })  # fmt: skip
+        self.results.setdefault("scenarios", {})
+        for name in scenarios:
+            if only and name not in only:
+                continue
+            print(f"== {name} ({now_iso()}, load {loadavg()})", flush=True)
+            started = now_iso()
+            data = getattr(self, f"scenario_{name}")()
+            data.update({"started_at": started, "finished_at": now_iso()})
+            self.results["scenarios"][name] = data
+            write_json(self.results_path, self.results)
+        report.write_all(self.results, self.out_dir)
+        print(f"results: {self.out_dir.relative_to(REPO)}/", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, January: a few minutes")
+    parser.add_argument("--reps", type=int, default=5, help="timed runs per way (default 5)")
+    parser.add_argument("--only", nargs="*", default=[], help="scenarios to run (default: all)")
+    parser.add_argument("--src", type=Path, default=REPO,
+                        help="the tree whose dataeng_assets is measured (default: this repo)")  # fmt: skip
+    args = parser.parse_args(argv)
+    Bench(args).run(args.only)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

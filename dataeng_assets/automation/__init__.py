@@ -1,0 +1,88 @@
+"""The platform running by itself: arrival sensors, daily schedules, Declarative Automation,
+concurrency pools, alerts and circuit breakers.
+
+``definitions.py`` merges ``build_automation(settings, sources)`` (jobs, sensors, schedules and the
+alerts resource) and passes its assets through ``automate_assets``: the downstream automation
+condition on their specs, each table's op in its own concurrency pool. No asset factory is edited.
+See docs/operations.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from dagster import (
+    AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
+    Definitions,
+)
+
+from dataeng_assets.automation.alert_sensor import build_alert_sensor
+from dataeng_assets.automation.alerts import AlertChannels
+from dataeng_assets.automation.arrival import build_arrival_sensor, build_ingest_job
+from dataeng_assets.automation.conditions import DOWNSTREAM_CONDITION, automate_assets
+from dataeng_assets.automation.schedules import build_daily_schedule
+from dataeng_assets.settings import Settings, alert_secrets
+from dataeng_assets.sources import Source
+
+AUTOMATION_SENSOR = "downstream_automation"
+ALERTS_RESOURCE_KEY = "alerts"
+
+
+def build_alert_channels(settings: Settings) -> AlertChannels:
+    """The alerts resource from the settings; secrets reach it as EnvVar."""
+    alerts = settings.alerts
+    return AlertChannels(
+        channels=list(alerts.channels),
+        file_path=alerts.file_path,
+        ui_url=alerts.ui_url,
+        slack_channel=alerts.slack_channel,
+        slack_api_url=alerts.slack_api_url,
+        smtp_host=alerts.smtp_host,
+        smtp_port=alerts.smtp_port,
+        smtp_user=alerts.smtp_user,
+        smtp_starttls=alerts.smtp_starttls,
+        email_from=alerts.email_from,
+        email_to=list(alerts.email_to),
+        **alert_secrets(alerts),
+    )
+
+
+def build_automation(settings: Settings, sources: Iterable[Source]) -> Definitions:
+    """Per source: an ingestion job, its arrival sensor and (daily sources) its schedule; plus
+    the alert sensor and the automation sensor for everything downstream. All on by default."""
+    interval = settings.sensor_interval_seconds
+    jobs, sensors, schedules = [], [], []
+    for source in sources:
+        job = build_ingest_job(source)
+        jobs.append(job)
+        sensors.append(build_arrival_sensor(source, job, minimum_interval_seconds=interval))
+        if source.is_daily:
+            schedules.append(build_daily_schedule(source, job))
+    sensors.append(build_alert_sensor(minimum_interval_seconds=interval))
+    sensors.append(
+        AutomationConditionSensorDefinition(
+            AUTOMATION_SENSOR,
+            target=AssetSelection.all(),
+            default_status=DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=interval,
+            description="Cleaned, quarantine, features and quality follow their upstream tables.",
+        )
+    )
+    return Definitions(
+        jobs=jobs,
+        sensors=sensors,
+        schedules=schedules,
+        resources={ALERTS_RESOURCE_KEY: build_alert_channels(settings)},
+    )
+
+
+__all__ = [
+    "ALERTS_RESOURCE_KEY",
+    "AUTOMATION_SENSOR",
+    "DOWNSTREAM_CONDITION",
+    "automate_assets",
+    "build_alert_channels",
+    "build_automation",
+]
