@@ -6,7 +6,8 @@ It is our overhead floor, so it must do the same work as the assets and nothing 
 in the registry, read the window's delivered files (``list_delivered``, ``read_source_delivery``),
 write raw, clean it with ``clean_table`` (contract types, rules, quarantine, de-duplication), write
 cleaned and quarantine, compute the same checks (``raw_check_results``, ``cleaned_check_results``),
-then build the features (``build_flight_delay_features``), validate them and write them. Every table
+then build the features (``build_flight_delay_features``), validate them and write them, and build
+the quality scorecard (``quality.build_scorecard``, ``quality.drift_report``) and write it. Every table
 is written the way the IO manager writes it: ``to_arrow``, ``check_window``, the table created once,
 ``write_deltalake(mode="overwrite", predicate=<the window>, partition_by=["date"],
 schema_mode="merge")``.
@@ -40,7 +41,7 @@ from deltalake import DeltaTable, write_deltalake  # noqa: E402
 from deltalake.exceptions import TableNotFoundError  # noqa: E402
 
 from bench.common import Timer  # noqa: E402
-from dataeng_assets.assets import CLEANED, FEATURES, QUARANTINE, RAW  # noqa: E402
+from dataeng_assets.assets import CLEANED, FEATURES, QUALITY, QUARANTINE, RAW  # noqa: E402
 from dataeng_assets.assets.features import FLIGHT_DELAY_CONTRACT, FLIGHT_DELAY_KEY  # noqa: E402
 from dataeng_assets.checks import (  # noqa: E402
     cleaned_check_results,
@@ -58,6 +59,7 @@ from dataeng_assets.storage.delta_io_manager import (  # noqa: E402
     window_predicate,
 )
 from dataeng_assets.transforms import features as flight_features  # noqa: E402
+from dataeng_assets.transforms import quality  # noqa: E402
 from dataeng_assets.transforms.conform import clean_table, evaluate_rules  # noqa: E402
 
 IMPORTED = time.perf_counter()
@@ -122,6 +124,8 @@ def run(landing: Path, lake_root: Path, start: dt.date, end: dt.date, timer: Tim
     cleaned: dict[str, pd.DataFrame] = {}
     counts: dict[str, dict] = {}
     raw_bytes: dict[str, int] = {}
+    raw_frames: dict[str, pd.DataFrame] = {}
+    quarantines: dict[str, pd.DataFrame] = {}
     pending = list(sources)
     # Reference tables first: a source is cleaned once the tables its contract references are.
     while pending:
@@ -143,6 +147,8 @@ def run(landing: Path, lake_root: Path, start: dt.date, end: dt.date, timer: Tim
                     raw_check_results(None, delivery)  # the key only labels the result
             with timer("raw_write"):
                 lake.write(RAW, source.name, raw, part)
+            if source.is_daily:  # the scorecard reads raw's date and delivery time
+                raw_frames[source.name] = raw[["date", "_delivered_at"]]
             contract = source.cleaned_contract
             references = {r.reference[0]: cleaned[r.reference[0]] for r in contract.references}
             with timer("clean"):
@@ -169,6 +175,7 @@ def run(landing: Path, lake_root: Path, start: dt.date, end: dt.date, timer: Tim
                 lake.write(CLEANED, source.name, result.frame, part)
                 lake.write(QUARANTINE, source.name, quarantine, part)
             cleaned[source.name] = result.frame
+            quarantines[source.name] = quarantine
             counts[source.name] = {
                 "rows_in": result.rows_in,
                 "rows_out": result.rows_out,
@@ -186,6 +193,16 @@ def run(landing: Path, lake_root: Path, start: dt.date, end: dt.date, timer: Tim
     with timer("features_write"):
         lake.write(FEATURES, "flight_delay", frame, window)
     counts["features"] = {"rows_out": len(frame)}
+    with timer("scorecard"):
+        cards = []
+        for source in (s for s in sources if s.is_daily):
+            card = quality.build_scorecard(
+                source.name, raw_frames[source.name], cleaned[source.name],
+                quarantines[source.name], days,
+            )  # fmt: skip
+            quality.drift_report(cleaned[source.name], days, list(source.drift_columns))
+            cards.append(card)
+        lake.write(QUALITY, "scorecard", pd.concat(cards, ignore_index=True), window)
     flights_raw = raw_bytes.get("flights", 0)
     return {
         "counts": counts,
@@ -209,6 +226,7 @@ def main() -> None:
     done = time.perf_counter()
     report = {
         "import_s": round(IMPORTED - T0, 3),
+        "package": flight_features.__file__,
         "work_s": round(done - t0, 3),
         "phases_s": timer.phases,
         **facts,

@@ -8,7 +8,9 @@ and the kernel's ``ru_maxrss`` of the child from ``wait4`` (exact for the child 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -55,12 +57,17 @@ def _git(*args: str) -> str:
 
 
 def code_state(src: Path) -> dict[str, Any]:
-    """Which code was measured: the commit, and the package files that differ from it."""
-    dirty = _git("status", "--porcelain", "--", "dataeng_assets")
+    """Which code was measured: the commit, the package files that differ from it, a digest."""
+    dirty = _git("status", "--porcelain", "--", "dataeng_assets", "dagster.yaml")
+    digest = hashlib.sha256()
+    for path in sorted((src / "dataeng_assets").rglob("*")):
+        if path.is_file() and path.suffix in {".py", ".yaml"}:
+            digest.update(str(path.relative_to(src)).encode() + path.read_bytes())
     return {
         "src": str(src),
         "commit": _git("rev-parse", "HEAD"),
         "package_files_changed_since_commit": [line[3:] for line in dirty.splitlines()],
+        "package_digest": digest.hexdigest()[:16],
     }
 
 
@@ -155,10 +162,8 @@ def _tree_rss(proc: psutil.Process) -> int:
     except psutil.Error:
         return 0
     for p in procs:
-        try:
+        with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
-        except psutil.Error:
-            pass
     return total
 
 

@@ -375,7 +375,7 @@ class Cleaner:
             con, f"SELECT (SELECT count(*) FROM shaped_{s}) - (SELECT count(*) FROM dedup_{s})"
         )
         # Every rule with its action.
-        cases, fails = [], []
+        cases: list[str] = []
         for spec in c.columns:
             if not spec.nullable and spec.name in data_columns:
                 cases.append(

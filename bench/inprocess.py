@@ -64,7 +64,11 @@ def main() -> None:
     parser.add_argument("--instance", choices=["ephemeral", "home"], default="ephemeral")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    report = {"import_s": round(IMPORTED - T0, 3), **run(args.start, args.end, args.instance)}
+    report = {
+        "import_s": round(IMPORTED - T0, 3),
+        "package": definitions.__file__,
+        **run(args.start, args.end, args.instance),
+    }
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.write_text(text)

@@ -3,21 +3,23 @@
 Scenarios (each writes its measurements into ``bench.json`` as soon as it is done):
 
 - ``imports``: a bare ``import dagster`` and the code location's import, on their own;
-- ``partition``: one scaled day (4M flights; 100k with --quick) through every way: the Dagster CLI
+- ``partition``: one scaled day (4M flights; 50k with --quick) through every way: the Dagster CLI
   as a user runs it, Dagster in-process (``materialize``), the bare script, the pyarrow I/O floor and
   the DuckDB peer;
 - ``full_year``: the real 2013 flights, 365 partitions, as one single-run backfill, every way
-  (January only with --quick);
-- ``linearity``: 1M, 4M and 16M flights in one day (25k, 100k, 400k with --quick), Dagster
-  in-process and the bare script (in-process only with --quick); a run whose process tree passes the
-  memory cap is killed and reported as such;
+  (2013-01-01..14 with --quick, without the in-process way);
+- ``linearity``: 1M, 4M and 16M flights in one day (12.5k, 50k, 200k with --quick), Dagster
+  in-process and the bare script (in-process only with --quick); the partition scenario's runs are
+  reused for its size; a run whose process tree passes the memory cap is killed and reported;
 - ``query``: analyst queries over the full-year feature table written by the Dagster CLI;
 - ``file_to_feature``: taken from ``bench/file_to_feature.py`` when it exists, else null.
 
 Method: within a scenario the ways alternate (A B C A B C ..., the order rotated each round, after one
-untimed warm-up round), each run a fresh child process on a fresh lake, and figures are medians of
-``--reps`` (5) runs; ratios are medians of the per-round ratios (side by side in time). Every run
-records the load average before and after. Full mode takes about an hour and a half on 2 cores.
+untimed warm-up round; no warm-up with --quick), each run a fresh child process on a fresh lake, and
+figures are medians of ``--reps`` (5) runs; ratios are medians of the per-round ratios (side by side
+in time). Every run records the load average before and after. The package is measured from a copy
+taken at the start (``--no-snapshot`` to measure the tree in place). Full mode takes about two hours
+on 2 cores; --quick about five minutes.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from bench.common import (
 )
 
 YEAR = (dt.date(2013, 1, 1), dt.date(2013, 12, 31))
-JANUARY = (dt.date(2013, 1, 1), dt.date(2013, 1, 31))
+TWO_WEEKS = (dt.date(2013, 1, 1), dt.date(2013, 1, 14))
 DAY = generate.SCALED_DAY
 ALL_WAYS = ["dagster_cli", "dagster_inprocess", "bare", "io_floor", "duckdb"]
 WAY_LABELS = {
@@ -62,16 +64,38 @@ WAY_LABELS = {
 }
 
 
+def snapshot(src: Path) -> Path:
+    """A copy of the package as it is now, so that one run measures one version of the code.
+
+    Other people edit the tree while a long run goes on; the copy (first on PYTHONPATH, and the
+    working directory of the Dagster CLI) keeps every measurement of a run on the same code.
+    """
+    dest = WORK / "src"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    shutil.copytree(
+        src / "dataeng_assets", dest / "dataeng_assets",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )  # fmt: skip
+    for name in ("dagster.yaml", "pyproject.toml", "workspace.yaml"):
+        if (src / name).exists():
+            shutil.copy(src / name, dest / name)
+    return dest
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.quick: bool = args.quick
         self.reps: int = args.reps
-        self.src: Path = args.src.resolve()
+        self.src: Path = snapshot(args.src.resolve()) if args.snapshot else args.src.resolve()
         self.out_dir: Path = RESULTS / "quick" if self.quick else RESULTS
         self.work: Path = WORK / ("quick" if self.quick else "full")
         self.results_path = self.out_dir / "bench.json"
-        self.partition_rows = 100_000 if self.quick else 4_000_000
-        self.linearity_rows = [25_000, 100_000, 400_000] if self.quick else [1_000_000, 4_000_000, 16_000_000]
+        self.partition_rows = 50_000 if self.quick else 4_000_000
+        self.linearity_rows = (
+            [12_500, 50_000, 200_000] if self.quick else [1_000_000, 4_000_000, 16_000_000]
+        )
+        self.warmup = not self.quick
         self.memory_cap = int(min(0.85 * psutil.virtual_memory().available, 20 * GIB))
         self.results: dict[str, Any] = {}
         if self.results_path.exists():
@@ -132,7 +156,15 @@ class Bench:
             log_path=base / "log.txt", out_path=out_path, timeout_s=3 * 3600,
             memory_cap_bytes=self.memory_cap,
         )  # fmt: skip
-        status = "ok" if measured.ok else ("KILLED (memory cap)" if measured.killed_for_memory else f"FAILED rc={measured.returncode}")
+        status = (
+            "ok"
+            if measured.ok
+            else (
+                "KILLED (memory cap)"
+                if measured.killed_for_memory
+                else f"FAILED rc={measured.returncode}"
+            )
+        )
         print(
             f"  {measured.name:45s} {measured.wall_s:8.2f} s  peak {measured.peak_rss_bytes / GIB:5.2f} GiB"
             f"  load {measured.loadavg_before[0]:.2f}  {status}",
@@ -143,8 +175,14 @@ class Bench:
         return measured
 
     def alternate(
-        self, scenario: str, ways: list[str], landing: Path, window: tuple[dt.date, dt.date],
-        tag: str, warmup: bool = True, reps: int | None = None,
+        self,
+        scenario: str,
+        ways: list[str],
+        landing: Path,
+        window: tuple[dt.date, dt.date],
+        tag: str,
+        warmup: bool = True,
+        reps: int | None = None,
     ) -> dict[str, list[dict]]:
         """Rounds of every way, the order rotated each round; one untimed warm-up round first."""
         reps = reps or self.reps
@@ -156,7 +194,7 @@ class Bench:
                 if not self.run_way(scenario, way, landing, window, tag).ok:
                     skip.add(way)
         for r in range(reps):
-            order = ways[r % len(ways):] + ways[: r % len(ways)]
+            order = ways[r % len(ways) :] + ways[: r % len(ways)]
             for way in order:
                 if way in skip:
                     continue
@@ -191,14 +229,17 @@ class Bench:
 
     def scenario_partition(self) -> dict:
         landing = generate.scaled_landing(self.partition_rows)
-        runs = self.alternate("partition", ALL_WAYS, landing, (DAY, DAY), f"rows_{self.partition_rows}")
+        runs = self.alternate(
+            "partition", ALL_WAYS, landing, (DAY, DAY), f"rows_{self.partition_rows}"
+        )
         return {"rows": self.partition_rows, "day": DAY.isoformat(), "runs": runs,
                 "facts": report.facts(landing)}  # fmt: skip
 
     def scenario_full_year(self) -> dict:
-        window = JANUARY if self.quick else YEAR
+        window = TWO_WEEKS if self.quick else YEAR
         landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
-        runs = self.alternate("full_year", ALL_WAYS, landing, window, "year")
+        ways = [w for w in ALL_WAYS if not (self.quick and w == "dagster_inprocess")]
+        runs = self.alternate("full_year", ways, landing, window, "year")
         return {"window": [window[0].isoformat(), window[1].isoformat()],
                 "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
 
@@ -210,7 +251,12 @@ class Bench:
             print(f"  {rows:,} rows: memory cap {self.memory_cap / GIB:.1f} GiB", flush=True)
             big = rows >= 16_000_000
             runs = self.alternate(
-                "linearity", ways, landing, (DAY, DAY), f"rows_{rows}", warmup=not big and not self.quick
+                "linearity",
+                ways,
+                landing,
+                (DAY, DAY),
+                f"rows_{rows}",
+                warmup=not big and not self.quick,
             )
             sizes[str(rows)] = {"runs": runs, "facts": report.facts(landing)}
             self.save_partial("linearity", {"sizes": sizes, "ways": ways})
@@ -222,7 +268,9 @@ class Bench:
         if not (table / "_delta_log").exists():
             print("  no full-year feature table yet: running the full_year scenario's CLI once")
             landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
-            self.run_way("full_year", "dagster_cli", landing, JANUARY if self.quick else YEAR, "year")
+            self.run_way(
+                "full_year", "dagster_cli", landing, TWO_WEEKS if self.quick else YEAR, "year"
+            )
         out = self.work / "query" / "result.json"
         m = run_measured(
             "query", [PYTHON, "-m", "bench.query", "--table", str(table), "--reps",
@@ -260,6 +308,7 @@ class Bench:
             "machine": machine(),
             "code": code_state(self.src),
             "reps": self.reps,
+            "warmup_round": self.warmup,
         })  # fmt: skip
         self.results.setdefault("scenarios", {})
         for name in scenarios:
@@ -276,12 +325,20 @@ class Bench:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, January: a few minutes")
     parser.add_argument("--reps", type=int, default=5, help="timed runs per way (default 5)")
     parser.add_argument("--only", nargs="*", default=[], help="scenarios to run (default: all)")
-    parser.add_argument("--src", type=Path, default=REPO,
-                        help="the tree whose dataeng_assets is measured (default: this repo)")  # fmt: skip
+    parser.add_argument(
+        "--src",
+        type=Path,
+        default=REPO,
+        help="the tree whose dataeng_assets is measured (default: this repo)",
+    )
+    parser.add_argument("--no-snapshot", dest="snapshot", action="store_false",
+                        help="measure --src in place instead of a copy taken at the start")  # fmt: skip
     args = parser.parse_args(argv)
     Bench(args).run(args.only)
 

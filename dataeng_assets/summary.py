@@ -18,7 +18,9 @@ from dataeng_assets.storage.delta_io_manager import PARTITION_COLUMN, DeltaLakeI
 TABLES = [
     ("raw", ["flights", "weather", "airlines", "airports", "planes"]),
     ("cleaned", ["flights", "weather", "airlines", "airports", "planes"]),
+    ("quarantine", ["flights", "weather", "airlines", "airports", "planes"]),
     ("features", ["flight_delay"]),
+    ("quality", ["scorecard"]),
 ]
 
 

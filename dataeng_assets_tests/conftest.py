@@ -70,6 +70,7 @@ def run_window(
     end: dt.date,
     selection: AssetSelection | str = "*",
     instance: DagsterInstance | None = None,
+    raise_on_error: bool = True,
 ) -> ExecuteInProcessResult:
     """Materialize ``selection`` for the days start..end (inclusive) in one run, as a backfill does."""
     return materialize(
@@ -78,6 +79,7 @@ def run_window(
         resources=resources,
         instance=instance,
         tags={RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+        raise_on_error=raise_on_error,
     )
 
 

@@ -86,3 +86,13 @@ def test_lineage_runs_from_raw_to_features() -> None:
         AssetKey(["cleaned", "airports"]),
         AssetKey(["cleaned", "planes"]),
     }
+
+
+def test_the_data_dictionary_is_generated_from_the_current_contracts() -> None:
+    from dataeng_assets.contracts.dictionary import DICTIONARY_PATH, render
+
+    assert DICTIONARY_PATH.read_text(encoding="utf-8") == render(), (
+        "docs/data_dictionary.md is stale: run python -m dataeng_assets.contracts.dictionary"
+    )
+    text = render()
+    assert "| `wind_speed` | float |" in text and "`carrier.in_airlines` (quarantine)" in text

@@ -159,8 +159,8 @@ def test_a_malformed_line_is_quarantined_with_its_text_and_the_rest_loads(tmp_pa
     result = _deliver_and_run(tmp_path, content.encode())
     checks = _checks(result)
     assert checks["lines_parseable"][0] is False
-    # One line in three lost: completeness (blocking) fails, so nothing downstream is built from it.
-    assert checks["completeness"][0] is False and not result.success
+    # One line in three lost: below the completeness floor (blocking), so nothing downstream runs.
+    assert checks["completeness_floor"][0] is False and not result.success
     cleaned = read_table(str(tmp_path / "lake" / "cleaned" / "flights"))
     quarantine = read_table(str(tmp_path / "lake" / "quarantine" / "flights"))
     assert len(cleaned) == 2

@@ -94,9 +94,15 @@ def _parse_csv(data: bytes) -> ParsedDelivery:
     rejects: list[tuple[int, str, str]] = []
     kept_numbers: list[int] = []
     kept_lines = [header]
+    # A file that does not end with a line end was cut (or is still being written): its last
+    # line cannot be trusted even when it has every field, as the cut may fall inside a value.
+    unfinished = len(lines) - 1 if lines[-1].strip() and len(lines) > 1 else None
     for number, line in enumerate(lines[1:], start=1):
         if not line.strip():
             continue  # a blank line carries no row (a final newline, say)
+        if number == unfinished:
+            rejects.append((number, "no line end: the file may have been cut here", _text(line)))
+            continue
         try:
             line.decode("utf-8")
         except UnicodeDecodeError as error:

@@ -133,6 +133,16 @@ def check_schema_compatible(table: DeltaTable, new: pa.Schema, name: str) -> Non
         )
 
 
+def _fill_null_types(data: pa.Table, table: DeltaTable) -> pa.Table:
+    """Columns with no value at all (type null) take the table's type for them."""
+    current = pa.schema(table.schema().to_arrow())
+    for index, field in enumerate(data.schema):
+        if pa.types.is_null(field.type) and field.name in current.names:
+            target = current.field(field.name).type
+            data = data.set_column(index, field.name, pa.nulls(len(data), target))
+    return data
+
+
 class DeltaLakeIOManager(ConfigurableIOManager):
     """Stores each asset as a Delta table at <root>/<layer>/<table>, overwriting exactly its window."""
 
@@ -179,6 +189,13 @@ class DeltaLakeIOManager(ConfigurableIOManager):
         data = to_arrow(obj)
         storage_options = self.store.delta_storage_options()
 
+        if PARTITION_COLUMN in data.column_names and len(data) == 0:
+            # An empty window (every row quarantined, say) still has a date column: give it its type.
+            data = data.set_column(
+                data.column_names.index(PARTITION_COLUMN),
+                PARTITION_COLUMN,
+                pa.array([], pa.date32()),
+            )
         predicate = None
         partition_by = None
         if context.has_asset_partitions:
@@ -188,6 +205,7 @@ class DeltaLakeIOManager(ConfigurableIOManager):
             partition_by = [PARTITION_COLUMN]
 
         table = self._open_or_create(uri, data.schema, partition_by, context.log)
+        data = _fill_null_types(data, table)
         check_schema_compatible(table, data.schema, name)
 
         def write() -> None:

@@ -1,6 +1,6 @@
 """Secrets the assets need, as resources configured from the environment (never from code)."""
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, Failure
 
 
 class PiiKey(ConfigurableResource):
@@ -10,8 +10,10 @@ class PiiKey(ConfigurableResource):
 
     def key_bytes(self) -> bytes:
         if not self.key:
-            raise ValueError(
-                "a contract marks a column as PII but DATAENG_PII_KEY is not set: "
-                "set it (a long random secret) in the environment"
+            # Not retried: only a person can set the key.
+            raise Failure(
+                description="a contract marks a column as PII but DATAENG_PII_KEY is not set: "
+                "set it (a long random secret) in the environment",
+                allow_retries=False,
             )
         return self.key.encode()

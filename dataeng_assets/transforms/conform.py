@@ -92,11 +92,14 @@ def _cast_column(values: pd.Series, type_name: str) -> pd.Series:
     """Cast one column; unparseable values become NA (the caller reports them)."""
     if type_name == "string":
         return values.astype("str").mask(values.isna())
-    if type_name in ("int", "float"):
+    if type_name == "float":
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+    if type_name == "int":
+        if pd.api.types.is_string_dtype(values):
+            # Digits only: "1545.0" is a float where the contract promises an int, i.e. the
+            # upstream type changed; it is reported, not silently rounded.
+            values = values.where(values.str.fullmatch(r"[+-]?\d+"))
         numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-        if type_name == "float":
-            return numbers
-        # A non-integral value ("12.5") is not an int: treat it like an unparseable one.
         return numbers.where(np.floor(numbers) == numbers).astype("Int64")
     if type_name == "bool":
         if pd.api.types.is_bool_dtype(values):
