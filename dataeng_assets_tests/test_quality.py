@@ -220,3 +220,21 @@ def test_contiguous_ranges() -> None:
         (d, d + dt.timedelta(2)),
         (d + dt.timedelta(5), d + dt.timedelta(5)),
     ]
+
+
+def test_a_daily_run_records_its_check_results_on_its_partition(tmp_path: Path) -> None:
+    day = dt.date(2013, 1, 9)
+    replay(FS, str(tmp_path / "landing"), day, day)
+    resources = build_resources(local_settings(tmp_path / "landing", tmp_path / "lake"))
+    result = materialize(
+        ALL_ASSETS, selection=selection_of("flights", "airlines", "airports", "planes"),
+        resources=resources, partition_key=day.isoformat(),
+    )  # fmt: skip
+    partitions = {
+        (tuple(e.asset_check_evaluation_data.asset_key.path), e.asset_check_evaluation_data.partition)
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
+    assert (("cleaned", "flights"), "2013-01-09") in partitions
+    assert (("raw", "flights"), "2013-01-09") in partitions
+    assert (("cleaned", "planes"), None) in partitions  # a snapshot has no partitions

@@ -85,7 +85,7 @@ def build_raw_asset(source: Source) -> AssetsDefinition:
         kinds={"pandas", "delta", source.format},
         code_version=code_version(repr(source), contract.source_text),
         retry_policy=IO_RETRY,
-        check_specs=build_raw_check_specs(key),
+        check_specs=build_raw_check_specs(key, DAILY_2013 if source.is_daily else None),
         metadata={
             "dagster/column_schema": column_schema(schema_columns, with_lineage=False),
             "source/landing": f"{source.landing}.{EXTENSIONS[source.format]}",
@@ -189,7 +189,7 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
         },
         partitions_def=partitions,
         backfill_policy=SINGLE_RUN_BACKFILL,
-        check_specs=build_cleaned_check_specs(cleaned_key),
+        check_specs=build_cleaned_check_specs(cleaned_key, partitions),
     )
     def cleaned_assets(
         context: AssetExecutionContext, raw: pd.DataFrame, pii: PiiKey, **references: pd.DataFrame

@@ -13,7 +13,14 @@ from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetKey,
+    MetadataValue,
+    PartitionsDefinition,
+)
 
 from dataeng_assets.contracts import Contract
 from dataeng_assets.landing.files import SourceDelivery
@@ -44,37 +51,42 @@ QUARANTINE_RATE_TARGET = 0.001
 SAMPLE_ROWS = 5
 
 
-def build_raw_check_specs(key: AssetKey) -> list[AssetCheckSpec]:
+def build_raw_check_specs(
+    key: AssetKey, partitions_def: PartitionsDefinition | None = None
+) -> list[AssetCheckSpec]:
+    """Partitioned like the asset, so that a daily run shows its result on its day."""
     return [
-        AssetCheckSpec(FILES_READABLE, asset=key, blocking=True,
+        AssetCheckSpec(FILES_READABLE, asset=key, blocking=True, partitions_def=partitions_def,
                        description="Every delivered file could be read (not empty, decodable)."),
-        AssetCheckSpec(COLUMNS_PRESENT, asset=key, blocking=True,
+        AssetCheckSpec(COLUMNS_PRESENT, asset=key, blocking=True, partitions_def=partitions_def,
                        description="Every delivered file has every column the raw contract declares."),
-        AssetCheckSpec(NO_EXTRA_COLUMNS, asset=key,
+        AssetCheckSpec(NO_EXTRA_COLUMNS, asset=key, partitions_def=partitions_def,
                        description="No file has columns the contract does not declare (kept in raw)."),
-        AssetCheckSpec(LINES_PARSEABLE, asset=key,
+        AssetCheckSpec(LINES_PARSEABLE, asset=key, partitions_def=partitions_def,
                        description="Every line parsed; unparseable ones go to quarantine with their text."),
     ]  # fmt: skip
 
 
-def build_cleaned_check_specs(key: AssetKey) -> list[AssetCheckSpec]:
+def build_cleaned_check_specs(
+    key: AssetKey, partitions_def: PartitionsDefinition | None = None
+) -> list[AssetCheckSpec]:
     return [
-        AssetCheckSpec(SCHEMA, asset=key, blocking=True,
+        AssetCheckSpec(SCHEMA, asset=key, blocking=True, partitions_def=partitions_def,
                        description="Columns, types and nullability are as the contract says."),
-        AssetCheckSpec(ROW_ACCOUNTING, asset=key, blocking=True,
+        AssetCheckSpec(ROW_ACCOUNTING, asset=key, blocking=True, partitions_def=partitions_def,
                        description="Rows in = rows out + rows quarantined + exact duplicates removed."),
-        AssetCheckSpec(COMPLETENESS, asset=key,
+        AssetCheckSpec(COMPLETENESS, asset=key, partitions_def=partitions_def,
                        description=f"At least {COMPLETENESS_TARGET:.1%} of distinct delivered rows reach cleaned."),
-        AssetCheckSpec(COMPLETENESS_FLOOR, asset=key, blocking=True,
+        AssetCheckSpec(COMPLETENESS_FLOOR, asset=key, blocking=True, partitions_def=partitions_def,
                        description=f"At least {COMPLETENESS_FLOOR_TARGET:.0%} of distinct delivered rows reach "
                        "cleaned; below that the loss is systematic and the day stops."),
-        AssetCheckSpec(KEY_UNIQUE, asset=key, blocking=True,
+        AssetCheckSpec(KEY_UNIQUE, asset=key, blocking=True, partitions_def=partitions_def,
                        description="The natural key is unique."),
-        AssetCheckSpec(REFERENTIAL_INTEGRITY, asset=key,
+        AssetCheckSpec(REFERENTIAL_INTEGRITY, asset=key, partitions_def=partitions_def,
                        description="Keys found in their reference tables, within each reference's tolerance."),
-        AssetCheckSpec(VALUE_RULES, asset=key,
+        AssetCheckSpec(VALUE_RULES, asset=key, partitions_def=partitions_def,
                        description="Warn-only rules broken by no more rows than each rule tolerates."),
-        AssetCheckSpec(QUARANTINE_RATE, asset=key,
+        AssetCheckSpec(QUARANTINE_RATE, asset=key, partitions_def=partitions_def,
                        description=f"At most {QUARANTINE_RATE_TARGET:.1%} of rows quarantined."),
     ]  # fmt: skip
 
