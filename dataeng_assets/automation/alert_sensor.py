@@ -82,6 +82,8 @@ _SAMPLE_KEYS = ("examples", "sample", "samples", "failure_cases", "failing_rows_
 @dataclass
 class AlertCursor:
     runs_after: float | None = None  # update time (epoch s) of the newest run handled
+    # Runs updated at or before the sensor's first tick are history: never alerted.
+    start: float = 0.0
     seen: dict[str, float] = field(default_factory=dict)  # run id -> its update time
     open: dict[str, dict[str, Any]] = field(default_factory=dict)  # failure key -> first alert
     freshness_after: int | None = None  # event storage id
@@ -91,6 +93,7 @@ class AlertCursor:
         return json.dumps(
             {
                 "runs_after": self.runs_after,
+                "start": self.start,
                 "seen": self.seen,
                 "open": self.open,
                 "freshness_after": self.freshness_after,
@@ -107,6 +110,7 @@ class AlertCursor:
         document = json.loads(text)
         return cls(
             runs_after=document.get("runs_after"),
+            start=document.get("start") or 0.0,
             seen=dict(document.get("seen") or {}),
             open=dict(document.get("open") or {}),
             freshness_after=document.get("freshness_after"),
@@ -200,7 +204,7 @@ def alerts_for_run(
     run = record.dagster_run
     partition = run_partition(run.tags)
     summaries = [
-        check_summary(r.event_log_entry.dagster_event.asset_check_evaluation, partition)
+        check_summary(r.event_log_entry.dagster_event.asset_check_evaluation_data, partition)
         for r in instance.get_records_for_run(
             run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
         ).records
@@ -344,7 +348,7 @@ def collect_alerts(
 ) -> list[Alert]:
     """The alerts due since ``cursor`` (which is advanced in place)."""
     if cursor.runs_after is None:
-        cursor.runs_after = _newest_run_time(instance)
+        cursor.runs_after = cursor.start = _newest_run_time(instance)
         cursor.freshness_after = _newest_freshness_id(instance)
         return []
     since = dt.datetime.fromtimestamp(cursor.runs_after - OVERLAP_SECONDS, dt.UTC)
@@ -357,10 +361,10 @@ def collect_alerts(
     alerts: list[Alert] = []
     for record in records:
         run_id = record.dagster_run.run_id
-        if run_id in cursor.seen:
+        updated = record.update_timestamp.timestamp()
+        if run_id in cursor.seen or updated <= cursor.start:
             continue
         alerts += alerts_for_run(instance, record, cursor, channels)
-        updated = record.update_timestamp.timestamp()
         cursor.seen[run_id] = updated
         cursor.runs_after = max(cursor.runs_after, updated)
     fresh, cursor.freshness_after = alerts_for_freshness(instance, cursor)
