@@ -108,7 +108,7 @@ def figures(results: dict) -> dict[str, dict]:
             paired_ratio(runs["dagster_cli"], runs["bare"]),
             "partition",
             f"{rows:,} flights in one day; Dagster in-process / bare = "
-            f"{_fmt(paired_ratio(runs['dagster_inprocess'], runs['bare']))}",
+            f"{_fmt(paired_ratio(runs.get('dagster_inprocess', []), runs['bare']))}",
         )
         put(
             "io_floor_ratio",
@@ -139,14 +139,14 @@ def figures(results: dict) -> dict[str, dict]:
             paired_ratio(runs["dagster_cli"], runs["bare"]),
             "full_year",
             f"{year['partitions']} partitions; in-process / bare = "
-            f"{_fmt(paired_ratio(runs['dagster_inprocess'], runs['bare']))}",
+            f"{_fmt(paired_ratio(runs.get('dagster_inprocess', []), runs['bare']))}",
         )
         put(
             "full_year_backfill_s",
             median(walls(runs["dagster_cli"])),
             "full_year",
             f"{year['partitions']} partitions; bare script {_fmt(median(walls(runs['bare'])))} s, "
-            f"in-process {_fmt(median(walls(runs['dagster_inprocess'])))} s",
+            f"in-process {_fmt(median(walls(runs.get('dagster_inprocess', []))))} s",
         )
     ftf = sc.get("file_to_feature")
     if ftf is not None:

@@ -72,7 +72,9 @@ def _handler(receiver: HttpReceiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            request = ReceivedRequest(self.path, dict(self.headers.items()), self.rfile.read(length))
+            request = ReceivedRequest(
+                self.path, dict(self.headers.items()), self.rfile.read(length)
+            )
             with receiver.lock:
                 receiver.requests.append(request)
                 status = receiver.statuses.pop(0) if receiver.statuses else 200

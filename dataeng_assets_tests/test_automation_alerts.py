@@ -1,7 +1,6 @@
 """Alerts: the channels against real local receivers, and the alert sensor over a real instance
 (SQLite and the local PostgreSQL): once per failure, a recovery note, failed checks named."""
 
-
 import json
 import logging
 import shutil

@@ -166,35 +166,54 @@ def run_partition(tags: Mapping[str, str]) -> str | None:
     return None
 
 
-def run_target(record: RunRecord) -> str:
-    run = record.dagster_run
-    if run.asset_selection:
-        return ",".join(sorted(k.to_user_string() for k in run.asset_selection))
-    return run.job_name
+@dataclass
+class RunEvents:
+    """What the alert sensor reads of one finished run, in one query of its event log."""
+
+    checks: list[Any]  # AssetCheckEvaluation
+    planned_assets: list[str]
+    failed_steps: list[dict[str, str]]
+    run_failure: str | None
+
+    @classmethod
+    def read(cls, instance: DagsterInstance, run_id: str) -> RunEvents:
+        records = instance.get_records_for_run(
+            run_id,
+            of_type={
+                DagsterEventType.ASSET_CHECK_EVALUATION,
+                DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+                DagsterEventType.STEP_FAILURE,
+                DagsterEventType.RUN_FAILURE,
+            },
+        ).records
+        events = cls(checks=[], planned_assets=[], failed_steps=[], run_failure=None)
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            if event is None:
+                continue
+            if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+                events.checks.append(event.asset_check_evaluation_data)
+            elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
+                if event.asset_key is not None:
+                    events.planned_assets.append(event.asset_key.to_user_string())
+            elif event.event_type == DagsterEventType.STEP_FAILURE:
+                error = event.step_failure_data.error
+                # The user's error is the innermost cause; the outer ones are Dagster's wrappers.
+                while error is not None and error.cause is not None:
+                    error = error.cause
+                text = (error.message if error else event.message or "").strip()
+                events.failed_steps.append({"step": event.step_key or "", "error": text[:500]})
+            elif event.event_type == DagsterEventType.RUN_FAILURE:
+                events.run_failure = (event.message or "").strip()[:500]
+        return events
+
+    def target(self, job_name: str) -> str:
+        """The assets the run was to materialize (its job's name if none)."""
+        return ",".join(sorted(set(self.planned_assets))) or job_name
 
 
 def _check_key(summary: Mapping[str, Any]) -> str:
     return f"check:{summary['asset']}:{summary['check']}:{summary['partition'] or ''}"
-
-
-def _run_failure(instance: DagsterInstance, run_id: str) -> dict[str, Any]:
-    """The run's failed steps and their errors (the first lines only)."""
-    records = instance.get_records_for_run(
-        run_id, of_type={DagsterEventType.STEP_FAILURE, DagsterEventType.RUN_FAILURE}
-    ).records
-    steps = []
-    message = None
-    for record in records:
-        event = record.event_log_entry.dagster_event
-        if event is None:
-            continue
-        if event.event_type == DagsterEventType.STEP_FAILURE:
-            error = event.step_failure_data.error
-            text = (error.message if error else event.message or "").strip()
-            steps.append({"step": event.step_key, "error": text[:500]})
-        elif event.event_type == DagsterEventType.RUN_FAILURE:
-            message = (event.message or "").strip()[:500]
-    return {"failed_steps": steps[:_LISTED], "run_failure": message}
 
 
 def alerts_for_run(
@@ -203,15 +222,11 @@ def alerts_for_run(
     """New failures of one finished run (one alert) and what it shows recovered (one note)."""
     run = record.dagster_run
     partition = run_partition(run.tags)
-    summaries = [
-        check_summary(r.event_log_entry.dagster_event.asset_check_evaluation_data, partition)
-        for r in instance.get_records_for_run(
-            run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
-        ).records
-        if r.event_log_entry.dagster_event is not None
-    ]
+    events = RunEvents.read(instance, run.run_id)
+    summaries = [check_summary(evaluation, partition) for evaluation in events.checks]
     url = channels.run_url(run.run_id)
-    run_key = f"run:{run_target(record)}:{partition or ''}"
+    target = events.target(run.job_name)
+    run_key = f"run:{target}:{partition or ''}"
     new_failures = []
     recovered = []
     for summary in summaries:
@@ -232,11 +247,15 @@ def alerts_for_run(
         )
     elif run_key in cursor.open:
         cursor.open.pop(run_key)
-        recovered.append({"asset": run_target(record), "check": None, "partition": partition})
+        recovered.append({"asset": target, "check": None, "partition": partition})
 
     alerts = []
     if new_failures or run_is_new_failure:
-        failure = _run_failure(instance, run.run_id) if failed else {}
+        failure = (
+            {"failed_steps": events.failed_steps[:_LISTED], "run_failure": events.run_failure}
+            if failed
+            else {}
+        )
         names = sorted({f"{s['asset']}:{s['check']}" for s in new_failures})
         if new_failures:
             title = f"{len(new_failures)} asset check(s) failed: {', '.join(names[:5])}"
@@ -247,7 +266,7 @@ def alerts_for_run(
             if failed:
                 title += " (the run failed)"
         else:
-            title = f"run failed: {run_target(record)}" + (f" [{partition}]" if partition else "")
+            title = f"run failed: {target}" + (f" [{partition}]" if partition else "")
         worst = "ERROR" if failed or any(s["severity"] == "ERROR" for s in new_failures) else "WARN"
         alerts.append(
             Alert(
@@ -255,7 +274,7 @@ def alerts_for_run(
                 severity=worst,
                 title=title,
                 key=run.run_id,
-                asset=new_failures[0]["asset"] if new_failures else run_target(record),
+                asset=new_failures[0]["asset"] if new_failures else target,
                 partition=partition,
                 run_id=run.run_id,
                 run_url=url,
