@@ -217,22 +217,24 @@ def test_a_window_load_opens_only_that_windows_files(two_weeks_lake: Path, tmp_p
     )
 
 
-def test_output_metadata_describes_the_commit(landing_dir: Path, tmp_path: Path) -> None:
+def test_output_metadata_describes_the_commit_per_partition(landing_dir: Path, tmp_path: Path) -> None:
     instance = DagsterInstance.ephemeral()
     resources = build_resources(local_settings(landing_dir, tmp_path))
-    assert run_window(
-        resources, WEEK_START, dt.date(2013, 1, 2), "key:raw/flights", instance
-    ).success
-    event = instance.get_latest_materialization_event(AssetKey(["raw", "flights"]))
-    metadata = event.asset_materialization.metadata
-    expected_rows = sum(expected_daily_counts(WEEK_START, dt.date(2013, 1, 2)).values())
-    assert metadata["dagster/row_count"].value == expected_rows
-    assert metadata["dagster/uri"].value == str(tmp_path / "raw" / "flights")
-    assert metadata["dagster/table_name"].value == "raw.flights"
-    columns = {c.name: c for c in metadata["dagster/column_schema"].schema.columns}
+    second_day = dt.date(2013, 1, 2)
+    assert run_window(resources, WEEK_START, second_day, "key:raw/flights", instance).success
+    expected = expected_daily_counts(WEEK_START, second_day)
+    events = instance.fetch_materializations(AssetKey(["raw", "flights"]), limit=10).records
+    by_day = {e.partition_key: e.asset_materialization.metadata for e in events}
+    assert set(by_day) == {"2013-01-01", "2013-01-02"}
+    for day, metadata in by_day.items():
+        # Each partition's event has its own rows, files and bytes, not the window's totals.
+        assert metadata["dagster/row_count"].value == expected[dt.date.fromisoformat(day)]
+        assert metadata["delta/files_written"].value == 1
+        assert metadata["delta/bytes_written"].value > 10_000
+        assert metadata["dagster/uri"].value == str(tmp_path / "raw" / "flights")
+        assert metadata["dagster/table_name"].value == "raw.flights"
+        assert metadata["delta/version"].value == DeltaTable(str(tmp_path / "raw" / "flights")).version()
+    # The column schema, with the contract's descriptions, rides on the window's last event.
+    columns = {c.name: c for c in by_day["2013-01-02"]["dagster/column_schema"].schema.columns}
     assert columns["carrier"].type == "string" and columns["carrier"].description
-    assert (
-        metadata["delta/version"].value == DeltaTable(str(tmp_path / "raw" / "flights")).version()
-    )
-    assert metadata["delta/files_written"].value == 2
-    assert metadata["delta/bytes_written"].value > 10_000
+    assert "dagster/column_schema" not in by_day["2013-01-01"]

@@ -35,7 +35,7 @@ from dataeng_assets.contracts import partition_column, platform_columns
 from dataeng_assets.landing.files import (
     EXTENSIONS,
     SourceDelivery,
-    list_delivered,
+    list_delivered_many,
     read_source_delivery,
 )
 from dataeng_assets.partitions import DAILY_2013, SINGLE_RUN_BACKFILL
@@ -95,12 +95,11 @@ def build_raw_asset(source: Source) -> AssetsDefinition:
     def raw_asset(context: AssetExecutionContext, landing: ObjectStore) -> Iterator:
         fs, root = landing.filesystem()
         days: list[dt.date | None] = window_days(context) if source.is_daily else [None]
+        stems = {day: source.landing_stem(day.isoformat() if day else None) for day in days}
+        listed = list_delivered_many(fs, root, list(stems.values()), source.format)
         files = []
-        for day in days:
-            stem = source.landing_stem(day.isoformat() if day else None)
-            found = list_delivered(fs, root, stem, source.format)
-            if not source.is_daily:
-                found = found[-1:]  # a snapshot: the newest delivery is the table
+        for day, stem in stems.items():
+            found = listed[stem] if source.is_daily else listed[stem][-1:]  # snapshot: the newest
             if not found:
                 # Nothing delivered is not a data error to quarantine: it is late, or lost upstream.
                 raise Failure(

@@ -31,16 +31,34 @@ class DeliveredFile:
 
 def list_delivered(fs: pafs.FileSystem, root: str, stem: str, fmt: str) -> list[DeliveredFile]:
     """Files ``<stem>.<ext>`` and ``<stem>_<suffix>.<ext>`` below ``root``, sorted by name."""
-    directory, base = posixpath.split(stem)
-    selector = pafs.FileSelector(posixpath.join(root, directory), allow_not_found=True)
+    return list_delivered_many(fs, root, [stem], fmt)[stem]
+
+
+def list_delivered_many(
+    fs: pafs.FileSystem, root: str, stems: list[str], fmt: str
+) -> dict[str, list[DeliveredFile]]:
+    """``list_delivered`` for many stems, listing each folder once (a year is 365 stems)."""
     ext = "." + EXTENSIONS[fmt]
-    found = []
-    for info in fs.get_file_info(selector):
-        if info.type != pafs.FileType.File or not info.base_name.endswith(ext):
-            continue
-        name = info.base_name[: -len(ext)]
-        if name == base or name.startswith(base + "_"):
-            found.append(
+    found: dict[str, list[DeliveredFile]] = {stem: [] for stem in stems}
+    by_directory: dict[str, dict[str, str]] = {}
+    for stem in stems:
+        directory, base = posixpath.split(stem)
+        by_directory.setdefault(directory, {})[base] = stem
+    for directory, bases in by_directory.items():
+        selector = pafs.FileSelector(posixpath.join(root, directory), allow_not_found=True)
+        for info in fs.get_file_info(selector):
+            if info.type != pafs.FileType.File or not info.base_name.endswith(ext):
+                continue
+            name = info.base_name[: -len(ext)]
+            # "<base>" or "<base>_<suffix>": the base is the name up to the first underscore,
+            # unless the base itself contains one (then the whole name must start with it).
+            candidates = [name, name.split("_", 1)[0]]
+            base = next((c for c in candidates if c in bases), None)
+            if base is None:
+                base = next((b for b in bases if name.startswith(b + "_")), None)
+            if base is None:
+                continue
+            found[bases[base]].append(
                 DeliveredFile(
                     path=info.path,
                     relative_path=posixpath.join(directory, info.base_name),
@@ -48,7 +66,7 @@ def list_delivered(fs: pafs.FileSystem, root: str, stem: str, fmt: str) -> list[
                     mtime_ns=info.mtime_ns,
                 )
             )
-    return sorted(found, key=lambda f: f.relative_path)
+    return {stem: sorted(files, key=lambda f: f.relative_path) for stem, files in found.items()}
 
 
 def _all_strings(table: pa.Table) -> pa.Table:

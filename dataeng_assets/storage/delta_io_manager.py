@@ -143,6 +143,14 @@ def _fill_null_types(data: pa.Table, table: DeltaTable) -> pa.Table:
     return data
 
 
+def _step_context(context: OutputContext) -> Any:
+    """The step's context, to attach per-partition metadata; None outside a real run (tests)."""
+    try:
+        return context.step_context
+    except Exception:  # build_output_context has no step: fall back to window totals
+        return None
+
+
 class DeltaLakeIOManager(ConfigurableIOManager):
     """Stores each asset as a Delta table at <root>/<layer>/<table>, overwriting exactly its window."""
 
@@ -221,46 +229,82 @@ class DeltaLakeIOManager(ConfigurableIOManager):
 
         _retry_commit(write, self.commit_attempts, context.log)
         table = self._open(uri)
-        context.add_output_metadata(
-            self._output_metadata(context, table, uri, name, len(data), predicate)
-        )
+        self._report(context, table, uri, name, data, predicate)
 
-    def _output_metadata(
+    def _report(
         self,
         context: OutputContext,
         table: DeltaTable,
         uri: str,
         name: str,
-        rows: int,
+        data: pa.Table,
         predicate: str | None,
-    ) -> dict[str, Any]:
+    ) -> None:
+        """Output metadata: per partition where the run covers a window of days.
+
+        A single-run backfill of a year makes one materialization event per day; each gets its own
+        row count, files and bytes (not the window's totals), and only the last carries the column
+        schema, which would otherwise be serialized 365 times for nothing.
+        """
         files = pa.table(table.get_add_actions(flatten=True))
-        if predicate is not None and f"partition.{PARTITION_COLUMN}" in files.column_names:
-            start, end = window_dates(context)
-            day = pc.cast(files[f"partition.{PARTITION_COLUMN}"], pa.date32())
-            files = files.filter(pc.and_(pc.greater_equal(day, start), pc.less(day, end)))
+        schema = self._column_schema(context, table)
+        window = {
+            "dagster/uri": MetadataValue.path(uri),
+            "dagster/table_name": name.replace("/", "."),
+            "delta/version": table.version(),
+            "delta/predicate": predicate or "(whole table)",
+        }
+        step = _step_context(context)
+        if predicate is None or step is None or f"partition.{PARTITION_COLUMN}" not in files.column_names:
+            if predicate is not None and f"partition.{PARTITION_COLUMN}" in files.column_names:
+                start, end = window_dates(context)
+                day = pc.cast(files[f"partition.{PARTITION_COLUMN}"], pa.date32())
+                files = files.filter(pc.and_(pc.greater_equal(day, start), pc.less(day, end)))
+            context.add_output_metadata(
+                {
+                    **window,
+                    "dagster/row_count": len(data),
+                    "dagster/column_schema": schema,
+                    "delta/files_written": len(files),
+                    "delta/bytes_written": int(pc.sum(files["size_bytes"]).as_py() or 0),
+                }
+            )
+            return
+        context.add_output_metadata(window)
+        rows = pc.value_counts(data[PARTITION_COLUMN]).to_pylist() if len(data) else []
+        rows_by_day = {item["values"].isoformat(): item["counts"] for item in rows}
+        file_days = pc.cast(files[f"partition.{PARTITION_COLUMN}"], pa.string()).to_pylist()
+        sizes = files["size_bytes"].to_pylist()
+        files_by_day: dict[str, list[int]] = {}
+        for day, size in zip(file_days, sizes, strict=True):
+            files_by_day.setdefault(day, []).append(size)
+        keys = list(context.asset_partition_keys)
+        for key in keys:
+            metadata = {
+                "dagster/row_count": int(rows_by_day.get(key, 0)),
+                "delta/files_written": len(files_by_day.get(key, [])),
+                "delta/bytes_written": int(sum(files_by_day.get(key, []))),
+            }
+            if key == keys[-1]:
+                metadata["dagster/column_schema"] = schema
+            step.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=key)
+
+    @staticmethod
+    def _column_schema(context: OutputContext, table: DeltaTable) -> TableSchema:
         descriptions = {}
         declared = context.definition_metadata.get("dagster/column_schema")
         if isinstance(declared, TableSchema):
             descriptions = {c.name: c.description for c in declared.columns}
-        columns = [
-            TableColumn(
-                name=field.name,
-                type=str(field.type).removeprefix('PrimitiveType("').removesuffix('")'),
-                description=descriptions.get(field.name),
-            )
-            for field in table.schema().fields
-        ]
-        return {
-            "dagster/row_count": rows,
-            "dagster/uri": MetadataValue.path(uri),
-            "dagster/table_name": name.replace("/", "."),
-            "dagster/column_schema": TableSchema(columns=columns),
-            "delta/version": table.version(),
-            "delta/files_written": len(files),
-            "delta/bytes_written": int(pc.sum(files["size_bytes"]).as_py() or 0),
-            "delta/predicate": predicate or "(whole table)",
-        }
+        return TableSchema(
+            columns=[
+                TableColumn(
+                    name=field.name,
+                    type=str(field.type).removeprefix('PrimitiveType("').removesuffix('")'),
+                    description=descriptions.get(field.name),
+                )
+                for field in table.schema().fields
+            ]
+        )
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
         upstream = context.upstream_output
