@@ -2,8 +2,8 @@
 
 A tick lists the source's prefix (a folder or S3, the same code after the listing), maps each file to
 its partition and compares each partition with the cursor (``landing_state.py``). Partitions whose
-content changed are requested as runs: consecutive days as one run over the range (the assets take
-a time window), a snapshot as one unpartitioned run. Cleaned and feature tables follow by
+content changed are requested as runs: one per day (``DAYS_PER_RUN``, see there why not a range),
+a snapshot as one unpartitioned run. Cleaned and feature tables follow by
 Declarative Automation (``conditions.py``).
 
 Exactly once per content: the cursor remembers each partition's content signature, so a re-delivery
@@ -69,6 +69,11 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 ARRIVAL = "arrival"
 # Per tick at most this many changed partitions are hashed and requested; the rest wait a tick.
 MAX_PARTITIONS_PER_TICK = 100
+# Days per ingestion run. The assets take any window (a month is one run), but Dagster 1.13 records
+# an inline asset-check result of a multi-day run without a partition, and the partitioned blocking
+# checks then never count as passed for those days: Declarative Automation would hold cleaned and
+# features back. One day per run keeps every check on its day.
+DAYS_PER_RUN = 1
 _LISTED_IN_ALERT = 20
 
 
@@ -91,8 +96,14 @@ def build_ingest_job(source: Source) -> UnresolvedAssetJobDefinition:
     )
 
 
-def build_run_requests(source: Source, changes: list[PartitionChange]) -> list[RunRequest]:
-    """One run per range of consecutive changed days (or for the snapshot)."""
+def _chunks(days: list[str], size: int) -> list[list[str]]:
+    return [days[i : i + size] for i in range(0, len(days), size)]
+
+
+def build_run_requests(
+    source: Source, changes: list[PartitionChange], days_per_run: int = DAYS_PER_RUN
+) -> list[RunRequest]:
+    """One run per range of up to ``days_per_run`` consecutive changed days (or the snapshot)."""
     by_partition = {c.partition: c for c in changes}
     tags = {SOURCE_TAG: source.name, TRIGGER_TAG: ARRIVAL}
     if not source.is_daily:
@@ -106,7 +117,8 @@ def build_run_requests(source: Source, changes: list[PartitionChange]) -> list[R
             )
         ]
     requests = []
-    for group in contiguous_ranges(by_partition, DAILY_2013.get_partition_keys()):
+    ranges = contiguous_ranges(by_partition, DAILY_2013.get_partition_keys())
+    for group in (chunk for days in ranges for chunk in _chunks(days, days_per_run)):
         group_changes = [by_partition[p] for p in group]
         digest = content_signature(
             (c.partition, f"{c.content}<{c.previous_content}") for c in group_changes
@@ -158,6 +170,7 @@ def evaluate_arrivals(
     alerts: AlertChannels,
     policy: BreakerPolicy,
     max_partitions: int = MAX_PARTITIONS_PER_TICK,
+    days_per_run: int = DAYS_PER_RUN,
 ) -> SensorResult:
     cursor = ArrivalCursor.decode(context.cursor)
     breaker = breaker_state(context.instance, source.name, policy, time.time())
@@ -225,7 +238,7 @@ def evaluate_arrivals(
         context.log.info(
             f"{source.name}: {len(plan.deferred)} changed partition(s) left for the next tick"
         )
-    requests = build_run_requests(source, plan.changes)
+    requests = build_run_requests(source, plan.changes, days_per_run)
     return SensorResult(
         run_requests=requests,
         cursor=plan.cursor.encode(),
@@ -239,6 +252,7 @@ def build_arrival_sensor(
     *,
     minimum_interval_seconds: int = 30,
     policy: BreakerPolicy | None = None,
+    days_per_run: int = DAYS_PER_RUN,
     default_status: DefaultSensorStatus = DefaultSensorStatus.RUNNING,
 ) -> SensorDefinition:
     """The sensor that watches ``source``'s landing prefix and requests ``job`` runs."""
@@ -259,6 +273,8 @@ def build_arrival_sensor(
     def arrival_sensor(
         context: SensorEvaluationContext, landing: ObjectStore, alerts: AlertChannels
     ) -> SensorResult:
-        return evaluate_arrivals(context, source, mapper, landing, alerts, breaker_policy)
+        return evaluate_arrivals(
+            context, source, mapper, landing, alerts, breaker_policy, days_per_run=days_per_run
+        )
 
     return arrival_sensor
