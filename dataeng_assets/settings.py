@@ -43,6 +43,7 @@ ALERT_EMAIL_FROM_VAR = "DATAENG_ALERT_EMAIL_FROM"
 ALERT_EMAIL_TO_VAR = "DATAENG_ALERT_EMAIL_TO"
 UI_URL_VAR = "DATAENG_UI_URL"
 SENSOR_INTERVAL_VAR = "DATAENG_SENSOR_INTERVAL_SECONDS"
+AUTOMATION_VAR = "DATAENG_AUTOMATION"
 ALERT_CHANNELS = ("file", "log", "webhook", "slack", "email")
 
 
@@ -80,6 +81,8 @@ class Settings:
     alerts: AlertSettings = AlertSettings()
     # How often the arrival, alert and automation sensors look (seconds).
     sensor_interval_seconds: int = 30
+    # Sensors and schedules start switched on (DATAENG_AUTOMATION=off: all start stopped).
+    automation_on: bool = True
     pii_key_in_env: bool = False
 
     @property
@@ -100,6 +103,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pii_key_in_env=bool(env.get(PII_KEY_VAR)),
         alerts=_alert_settings(env, data_dir),
         sensor_interval_seconds=int(env.get(SENSOR_INTERVAL_VAR) or 30),
+        automation_on=env.get(AUTOMATION_VAR, "on").lower() not in {"off", "0", "false", "no"},
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dagster import (
     AssetSelection,
     AutomationConditionSensorDefinition,
+    DefaultScheduleStatus,
     DefaultSensorStatus,
     Definitions,
 )
@@ -51,21 +52,31 @@ def build_alert_channels(settings: Settings) -> AlertChannels:
 
 def build_automation(settings: Settings, sources: Iterable[Source]) -> Definitions:
     """Per source: an ingestion job, its arrival sensor and (daily sources) its schedule; plus
-    the alert sensor and the automation sensor for everything downstream. All on by default."""
+    the alert sensor and the automation sensor for everything downstream. All on by default
+    (``DATAENG_AUTOMATION=off`` starts them stopped, e.g. for a test that drives runs itself)."""
     interval = settings.sensor_interval_seconds
+    on = settings.automation_on
+    sensor_status = DefaultSensorStatus.RUNNING if on else DefaultSensorStatus.STOPPED
+    schedule_status = DefaultScheduleStatus.RUNNING if on else DefaultScheduleStatus.STOPPED
     jobs, sensors, schedules = [], [], []
     for source in sources:
         job = build_ingest_job(source)
         jobs.append(job)
-        sensors.append(build_arrival_sensor(source, job, minimum_interval_seconds=interval))
+        sensors.append(
+            build_arrival_sensor(
+                source, job, minimum_interval_seconds=interval, default_status=sensor_status
+            )
+        )
         if source.is_daily:
-            schedules.append(build_daily_schedule(source, job))
-    sensors.append(build_alert_sensor(minimum_interval_seconds=interval))
+            schedules.append(build_daily_schedule(source, job, default_status=schedule_status))
+    sensors.append(
+        build_alert_sensor(minimum_interval_seconds=interval, default_status=sensor_status)
+    )
     sensors.append(
         AutomationConditionSensorDefinition(
             AUTOMATION_SENSOR,
             target=AssetSelection.all(),
-            default_status=DefaultSensorStatus.RUNNING,
+            default_status=sensor_status,
             minimum_interval_seconds=interval,
             description="Cleaned, quarantine, features and quality follow their upstream tables.",
         )

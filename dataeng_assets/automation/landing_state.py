@@ -20,6 +20,7 @@ carries the time it started, so both can slip under the mark and be missed forev
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import posixpath
@@ -106,8 +107,6 @@ class FileMapper:
 
 
 def _is_date(text: str) -> bool:
-    import datetime as dt
-
     try:
         dt.date.fromisoformat(text)
     except ValueError:

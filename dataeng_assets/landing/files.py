@@ -109,6 +109,10 @@ def _parse_csv(data: bytes) -> ParsedDelivery:
         return ParsedDelivery(
             pa.table({}), [(0, f"unreadable header: {error}", _text(data[:2000]))], []
         )
+    if _is_plain(data):
+        # The common case: every byte UTF-8, a line end at the end, no blank line. Then pyarrow's
+        # line numbers are the row numbers, and the file goes to it as it is.
+        return _read_csv_lines(data, columns, list(range(1, data.count(b"\n"))), [])
     rejects: list[tuple[int, str, str]] = []
     kept_numbers: list[int] = []
     kept_lines = [header]
@@ -130,6 +134,23 @@ def _parse_csv(data: bytes) -> ParsedDelivery:
             continue
         kept_numbers.append(number)
         kept_lines.append(line)
+    return _read_csv_lines(b"\n".join(kept_lines) + b"\n", columns, kept_numbers, rejects)
+
+
+def _is_plain(data: bytes) -> bool:
+    if not data.endswith(b"\n") or b"\n\n" in data or b"\r" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _read_csv_lines(
+    data: bytes, columns: list[str], numbers: list[int], rejects: list[tuple[int, str, str]]
+) -> ParsedDelivery:
+    """Parse header + data lines; ``numbers`` are the file's row numbers of those data lines."""
     invalid: dict[int, tuple[str, str]] = {}
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -141,7 +162,7 @@ def _parse_csv(data: bytes) -> ParsedDelivery:
         return "skip"
 
     table = pacsv.read_csv(
-        io.BytesIO(b"\n".join(kept_lines) + b"\n"),
+        io.BytesIO(data),
         read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 26),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
@@ -151,9 +172,9 @@ def _parse_csv(data: bytes) -> ParsedDelivery:
         ),
     )
     for position, (error, text) in invalid.items():
-        rejects.append((kept_numbers[position], error, text))
-    numbers = [n for i, n in enumerate(kept_numbers) if i not in invalid]
-    return ParsedDelivery(_with_row_numbers(table, numbers), sorted(rejects), columns)
+        rejects.append((numbers[position], error, text))
+    good = [n for i, n in enumerate(numbers) if i not in invalid] if invalid else numbers
+    return ParsedDelivery(_with_row_numbers(table, good), sorted(rejects), columns)
 
 
 def _parse_jsonl(data: bytes) -> ParsedDelivery:

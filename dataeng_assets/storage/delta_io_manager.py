@@ -109,7 +109,10 @@ def check_window(table: pa.Table, start: dt.date, end: dt.date, name: str) -> No
         )
     if len(table) == 0:
         return
-    outside = [d for d in set(dates.to_pylist()) if not (start <= d < end)]
+    bounds = pc.min_max(dates).as_py()
+    if start <= bounds["min"] and bounds["max"] < end:
+        return
+    outside = [d for d in pc.unique(dates).to_pylist() if not (start <= d < end)]
     if outside:
         raise PartitionWindowError(
             f"{name}: rows dated {sorted(outside)[:5]} fall outside the run's window "
@@ -255,7 +258,11 @@ class DeltaLakeIOManager(ConfigurableIOManager):
             "delta/predicate": predicate or "(whole table)",
         }
         step = _step_context(context)
-        if predicate is None or step is None or f"partition.{PARTITION_COLUMN}" not in files.column_names:
+        if (
+            predicate is None
+            or step is None
+            or f"partition.{PARTITION_COLUMN}" not in files.column_names
+        ):
             if predicate is not None and f"partition.{PARTITION_COLUMN}" in files.column_names:
                 start, end = window_dates(context)
                 day = pc.cast(files[f"partition.{PARTITION_COLUMN}"], pa.date32())

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dataeng_assets.contracts import (
     CLEANED_AT_COLUMN,
@@ -88,8 +89,32 @@ def _as_missing(values: pd.Series, na_values: frozenset[str]) -> pd.Series:
     return stripped.mask(stripped.isin(na_values))
 
 
+_ARROW_CASTS = {
+    "int": (pa.int64(), pd.Int64Dtype()),
+    "float": (pa.float64(), None),
+    "timestamp": (pa.timestamp("us", tz="UTC"), None),
+}
+
+
+def _arrow_cast(values: pd.Series, type_name: str) -> pd.Series | None:
+    """The whole column cast by Arrow (tens of times faster than pandas), or None when any value
+    does not parse: then the per-value path finds which ones."""
+    target, dtype = _ARROW_CASTS[type_name]
+    try:
+        cast = pc.cast(pa.array(values, from_pandas=True), target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    return pd.Series(
+        cast.to_pandas(types_mapper={target: dtype}.get if dtype else None), index=values.index
+    )
+
+
 def _cast_column(values: pd.Series, type_name: str) -> pd.Series:
     """Cast one column; unparseable values become NA (the caller reports them)."""
+    if type_name in _ARROW_CASTS and pd.api.types.is_string_dtype(values):
+        fast = _arrow_cast(values, type_name)
+        if fast is not None:
+            return fast
     if type_name == "string":
         return values.astype("str").mask(values.isna())
     if type_name == "float":
