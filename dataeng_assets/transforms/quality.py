@@ -98,24 +98,37 @@ def drift_report(frame: pd.DataFrame, days: list[dt.date], columns: list[str]) -
     """Per day: volume against the same weekday of the 4 weeks before, and KS per column against
     the 28 days before. ``frame`` must hold those days of history too. Days without history get NaN.
     """
-    day = pd.to_datetime(frame["date"])
-    volume = frame.groupby(day).size()
+    day_numbers = pd.to_datetime(frame["date"]).to_numpy("datetime64[D]").astype("int64")
+    order = np.argsort(day_numbers, kind="stable")
+    sorted_days = day_numbers[order]
+    values = {c: frame[c].to_numpy("float64", na_value=np.nan)[order] for c in columns}
+
+    def rows_between(first: int, last: int) -> slice:  # days first <= d < last, as a slice
+        return slice(
+            np.searchsorted(sorted_days, first, side="left"),
+            np.searchsorted(sorted_days, last, side="left"),
+        )
+
     rows = []
     for current in days:
-        today = pd.Timestamp(current)
-        same_weekday = [today - pd.Timedelta(weeks=w) for w in range(1, 5)]
-        history_volume = volume.reindex(same_weekday).dropna()
-        ratio = volume.get(today, 0) / history_volume.mean() if len(history_volume) else np.nan
-        history = frame[(day < today) & (day >= today - pd.Timedelta(days=DRIFT_HISTORY_DAYS))]
-        todays = frame[day == today]
-        record = {"date": current, "rows": int(volume.get(today, 0)), "volume_ratio": ratio}
+        today = np.datetime64(current, "D").astype("int64")
+        volume = rows_between(today, today + 1)
+        count = volume.stop - volume.start
+        history_volumes = [
+            (s.stop - s.start)
+            for s in (rows_between(today - 7 * w, today - 7 * w + 1) for w in range(1, 5))
+            if s.stop > s.start
+        ]
+        record = {
+            "date": current,
+            "rows": int(count),
+            "volume_ratio": count / np.mean(history_volumes) if history_volumes else np.nan,
+        }
+        history = rows_between(today - DRIFT_HISTORY_DAYS, today)
         for column in columns:
             record[f"ks_{column}"] = (
-                ks_statistic(
-                    todays[column].to_numpy("float64", na_value=np.nan),
-                    history[column].to_numpy("float64", na_value=np.nan),
-                )
-                if len(history)
+                ks_statistic(values[column][volume], values[column][history])
+                if history.stop > history.start
                 else np.nan
             )
         rows.append(record)
