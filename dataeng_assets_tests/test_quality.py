@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.fs as pafs
 import pytest
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 
 from dataeng_assets.assets.factory import build_source_assets
 from dataeng_assets.definitions import ALL_ASSETS
@@ -222,19 +222,22 @@ def test_contiguous_ranges() -> None:
     ]
 
 
-def test_a_daily_run_records_its_check_results_on_its_partition(tmp_path: Path) -> None:
-    day = dt.date(2013, 1, 9)
-    replay(FS, str(tmp_path / "landing"), day, day)
-    resources = build_resources(local_settings(tmp_path / "landing", tmp_path / "lake"))
-    result = materialize(
-        ALL_ASSETS, selection=selection_of("flights", "airlines", "airports", "planes"),
-        resources=resources, partition_key=day.isoformat(),
-    )  # fmt: skip
-    partitions = {
-        (tuple(e.asset_check_evaluation_data.asset_key.path), e.asset_check_evaluation_data.partition)
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    }
-    assert (("cleaned", "flights"), "2013-01-09") in partitions
-    assert (("raw", "flights"), "2013-01-09") in partitions
-    assert (("cleaned", "planes"), None) in partitions  # a snapshot has no partitions
+def test_each_partition_of_a_backfill_shows_its_own_accounting(tmp_path: Path) -> None:
+    start, end = dt.date(2013, 1, 8), dt.date(2013, 1, 9)
+    landing = tmp_path / "landing"
+    replay(FS, str(landing), start, end)
+    # One bad row on the second day only.
+    plan = FaultPlan(kinds=("changed_type",), rate=0.001, seed=2, days=frozenset({end}))
+    replay(FS, str(landing), end, end, faults=plan)
+    instance = DagsterInstance.ephemeral()
+    resources = build_resources(local_settings(landing, tmp_path / "lake"))
+    selection = selection_of("flights", "airlines", "airports", "planes")
+    assert run_window(resources, start, end, selection, instance).success
+    events = instance.fetch_materializations(AssetKey(["cleaned", "flights"]), limit=10).records
+    by_day = {e.partition_key: e.asset_materialization.metadata for e in events}
+    counts = expected_daily_counts(start, end)
+    first, second = by_day[start.isoformat()], by_day[end.isoformat()]
+    assert first["day/rows_in"].value == counts[start] == first["day/rows_out"].value
+    assert first["day/rows_quarantined"].value == 0 and first["day/completeness"].value == 1.0
+    assert second["day/rows_quarantined"].value == 1
+    assert second["day/rows_out"].value == counts[end] - 1

@@ -43,7 +43,7 @@ from dataeng_assets.sources import Source
 from dataeng_assets.storage.delta_io_manager import to_pandas
 from dataeng_assets.storage.object_store import ObjectStore
 from dataeng_assets.storage.secrets import PiiKey
-from dataeng_assets.transforms.conform import ContractViolation, clean_table
+from dataeng_assets.transforms.conform import CleanResult, ContractViolation, clean_table
 
 # Reading the landing zone is I/O: a flaky store gets another try, with backoff and jitter.
 # Logic errors (a contract violation, a missing delivery) raise Failure(allow_retries=False).
@@ -85,7 +85,7 @@ def build_raw_asset(source: Source) -> AssetsDefinition:
         kinds={"pandas", "delta", source.format},
         code_version=code_version(repr(source), contract.source_text),
         retry_policy=IO_RETRY,
-        check_specs=build_raw_check_specs(key, DAILY_2013 if source.is_daily else None),
+        check_specs=build_raw_check_specs(key),
         metadata={
             "dagster/column_schema": column_schema(schema_columns, with_lineage=False),
             "source/landing": f"{source.landing}.{EXTENSIONS[source.format]}",
@@ -188,7 +188,7 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
         },
         partitions_def=partitions,
         backfill_policy=SINGLE_RUN_BACKFILL,
-        check_specs=build_cleaned_check_specs(cleaned_key, partitions),
+        check_specs=build_cleaned_check_specs(cleaned_key),
     )
     def cleaned_assets(
         context: AssetExecutionContext, raw: pd.DataFrame, pii: PiiKey, **references: pd.DataFrame
@@ -217,6 +217,8 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
             "rows_quarantined": result.rows_quarantined,
             "exact_duplicates_removed": result.exact_duplicates_removed,
         }
+        if source.is_daily:
+            _add_daily_accounting(context, cleaned_key, raw, result)
         yield Output(
             result.frame,
             output_name="cleaned",
@@ -228,6 +230,32 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
         )
 
     return cleaned_assets
+
+
+def _add_daily_accounting(
+    context: AssetExecutionContext, key: AssetKey, raw: pd.DataFrame, result: CleanResult
+) -> None:
+    """Each day's own row accounting on its partition's materialization, for the UI to show."""
+
+    def per_day(frame: pd.DataFrame) -> pd.Series:
+        if frame.empty:
+            return pd.Series(dtype="int64")
+        return frame.groupby(frame["date"].astype(str)).size()
+
+    rows_in, rows_out, quarantined = per_day(raw), per_day(result.frame), per_day(result.quarantine)
+    for day in context.partition_keys:
+        counts = {
+            "rows_in": int(rows_in.get(day, 0)),
+            "rows_out": int(rows_out.get(day, 0)),
+            "rows_quarantined": int(quarantined.get(day, 0)),
+        }
+        counts["exact_duplicates_removed"] = (
+            counts["rows_in"] - counts["rows_out"] - counts["rows_quarantined"]
+        )
+        distinct = counts["rows_in"] - counts["exact_duplicates_removed"]
+        counts_md = {f"day/{name}": value for name, value in counts.items()}
+        counts_md["day/completeness"] = counts["rows_out"] / distinct if distinct else 1.0
+        context.add_asset_metadata(counts_md, asset_key=key, partition_key=day)
 
 
 def build_source_assets(sources: list[Source]) -> list[AssetsDefinition]:

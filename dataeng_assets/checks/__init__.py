@@ -19,7 +19,6 @@ from dagster import (
     AssetCheckSpec,
     AssetKey,
     MetadataValue,
-    PartitionsDefinition,
 )
 
 from dataeng_assets.contracts import Contract
@@ -51,42 +50,42 @@ QUARANTINE_RATE_TARGET = 0.001
 SAMPLE_ROWS = 5
 
 
-def build_raw_check_specs(
-    key: AssetKey, partitions_def: PartitionsDefinition | None = None
-) -> list[AssetCheckSpec]:
-    """Partitioned like the asset, so that a daily run shows its result on its day."""
+def build_raw_check_specs(key: AssetKey) -> list[AssetCheckSpec]:
+    """Unpartitioned on purpose: Dagster 1.13 records the inline results of a multi-day run
+    (a single-run backfill) without a partition, so partitioned checks would never pass for those
+    days and Declarative Automation, which waits for blocking checks, would stall. Each day's
+    counts are in its partition's materialization metadata and in quality/scorecard instead.
+    """
     return [
-        AssetCheckSpec(FILES_READABLE, asset=key, blocking=True, partitions_def=partitions_def,
+        AssetCheckSpec(FILES_READABLE, asset=key, blocking=True,
                        description="Every delivered file could be read (not empty, decodable)."),
-        AssetCheckSpec(COLUMNS_PRESENT, asset=key, blocking=True, partitions_def=partitions_def,
+        AssetCheckSpec(COLUMNS_PRESENT, asset=key, blocking=True,
                        description="Every delivered file has every column the raw contract declares."),
-        AssetCheckSpec(NO_EXTRA_COLUMNS, asset=key, partitions_def=partitions_def,
+        AssetCheckSpec(NO_EXTRA_COLUMNS, asset=key,
                        description="No file has columns the contract does not declare (kept in raw)."),
-        AssetCheckSpec(LINES_PARSEABLE, asset=key, partitions_def=partitions_def,
+        AssetCheckSpec(LINES_PARSEABLE, asset=key,
                        description="Every line parsed; unparseable ones go to quarantine with their text."),
     ]  # fmt: skip
 
 
-def build_cleaned_check_specs(
-    key: AssetKey, partitions_def: PartitionsDefinition | None = None
-) -> list[AssetCheckSpec]:
+def build_cleaned_check_specs(key: AssetKey) -> list[AssetCheckSpec]:
     return [
-        AssetCheckSpec(SCHEMA, asset=key, blocking=True, partitions_def=partitions_def,
+        AssetCheckSpec(SCHEMA, asset=key, blocking=True,
                        description="Columns, types and nullability are as the contract says."),
-        AssetCheckSpec(ROW_ACCOUNTING, asset=key, blocking=True, partitions_def=partitions_def,
+        AssetCheckSpec(ROW_ACCOUNTING, asset=key, blocking=True,
                        description="Rows in = rows out + rows quarantined + exact duplicates removed."),
-        AssetCheckSpec(COMPLETENESS, asset=key, partitions_def=partitions_def,
+        AssetCheckSpec(COMPLETENESS, asset=key,
                        description=f"At least {COMPLETENESS_TARGET:.1%} of distinct delivered rows reach cleaned."),
-        AssetCheckSpec(COMPLETENESS_FLOOR, asset=key, blocking=True, partitions_def=partitions_def,
+        AssetCheckSpec(COMPLETENESS_FLOOR, asset=key, blocking=True,
                        description=f"At least {COMPLETENESS_FLOOR_TARGET:.0%} of distinct delivered rows reach "
                        "cleaned; below that the loss is systematic and the day stops."),
-        AssetCheckSpec(KEY_UNIQUE, asset=key, blocking=True, partitions_def=partitions_def,
+        AssetCheckSpec(KEY_UNIQUE, asset=key, blocking=True,
                        description="The natural key is unique."),
-        AssetCheckSpec(REFERENTIAL_INTEGRITY, asset=key, partitions_def=partitions_def,
+        AssetCheckSpec(REFERENTIAL_INTEGRITY, asset=key,
                        description="Keys found in their reference tables, within each reference's tolerance."),
-        AssetCheckSpec(VALUE_RULES, asset=key, partitions_def=partitions_def,
+        AssetCheckSpec(VALUE_RULES, asset=key,
                        description="Warn-only rules broken by no more rows than each rule tolerates."),
-        AssetCheckSpec(QUARANTINE_RATE, asset=key, partitions_def=partitions_def,
+        AssetCheckSpec(QUARANTINE_RATE, asset=key,
                        description=f"At most {QUARANTINE_RATE_TARGET:.1%} of rows quarantined."),
     ]  # fmt: skip
 
