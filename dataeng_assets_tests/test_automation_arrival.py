@@ -35,6 +35,7 @@ from dataeng_assets.automation.landing_state import (
 )
 from dataeng_assets.automation.listing import LandingLister
 from dataeng_assets.definitions import ALL_ASSETS
+from dataeng_assets.landing.files import list_delivered
 from dataeng_assets.landing.replay import replay
 from dataeng_assets.partitions import DAILY_2013
 from dataeng_assets.resources import build_resources
@@ -102,9 +103,11 @@ def landing(request: pytest.FixtureRequest, tmp_path: Path) -> Landing:
 class Ticker:
     """Ticks one real arrival sensor, carrying its cursor from tick to tick."""
 
-    def __init__(self, landing: Landing, alerts_file: Path, source=FLIGHTS) -> None:
+    def __init__(
+        self, landing: Landing, alerts_file: Path, source=FLIGHTS, days_per_run: int = 1
+    ) -> None:
         job = build_ingest_job(source)
-        self.sensor = build_arrival_sensor(source, job)
+        self.sensor = build_arrival_sensor(source, job, days_per_run=days_per_run)
         self.resources = {
             "landing": landing.store,
             "alerts": AlertChannels(channels=["file"], file_path=str(alerts_file)),
@@ -147,6 +150,12 @@ def _partitions(request: RunRequest) -> list[str]:
     return KEYS[KEYS.index(start) : KEYS.index(end) + 1]
 
 
+def _requested(result: SensorExecutionData) -> list[str]:
+    """The days requested, one run per day (each day's checks are recorded on that day)."""
+    assert all(r.partition_key for r in result.run_requests), result.run_requests
+    return sorted(r.partition_key for r in result.run_requests)
+
+
 @pytest.fixture
 def ticker(landing: Landing, tmp_path: Path) -> Iterator[Ticker]:
     ticker = Ticker(landing, tmp_path / "alerts.jsonl")
@@ -157,9 +166,10 @@ def ticker(landing: Landing, tmp_path: Path) -> Iterator[Ticker]:
 def test_each_delivered_content_is_requested_once(landing: Landing, ticker: Ticker) -> None:
     landing.replay(dt.date(2013, 1, 1), dt.date(2013, 1, 3))
 
-    # Three consecutive days: one run over the range (the assets take a time window).
-    (request,) = ticker.tick().run_requests
-    assert _partitions(request) == ["2013-01-01", "2013-01-02", "2013-01-03"]
+    # Three days delivered: one run each.
+    first = ticker.tick()
+    assert _requested(first) == ["2013-01-01", "2013-01-02", "2013-01-03"]
+    request = first.run_requests[0]
     assert request.tags[SOURCE_TAG] == "flights" and request.tags[TRIGGER_TAG] == "arrival"
 
     nothing = ticker.tick()
@@ -195,7 +205,8 @@ def test_each_delivered_content_is_requested_once(landing: Landing, ticker: Tick
     landing.put("flights/2013-01-02.csv", original)
     (reverted,) = ticker.tick().run_requests
     assert _partitions(reverted) == ["2013-01-02"]
-    assert len({r.run_key for r in (request, corrected, late, renamed, reverted)}) == 5
+    keys = [r.run_key for r in (*first.run_requests, corrected, late, renamed, reverted)]
+    assert len(set(keys)) == len(keys) == 7
 
 
 def test_files_that_map_to_no_partition_are_reported_once(landing: Landing, ticker: Ticker) -> None:
@@ -211,9 +222,7 @@ def test_files_that_map_to_no_partition_are_reported_once(landing: Landing, tick
         landing.put(key, b"year,month\n2013,1\n")
     landing.put("flights/.2013-01-06.csv.tmp", b"half a file")  # a write in progress: ignored
 
-    result = ticker.tick()
-    (request,) = result.run_requests  # the good file is still ingested
-    assert _partitions(request) == ["2013-01-04"]
+    assert _requested(ticker.tick()) == ["2013-01-04"]  # the good file is still ingested
     (alert,) = ticker.alerts()
     assert alert["kind"] == "unmappable_file" and alert["severity"] == "WARN"
     assert sorted(alert["details"]["files"]) == sorted(f"{k}: {r}" for k, r in bad.items())
@@ -238,8 +247,10 @@ def test_a_requested_range_ingests_exactly_those_days(tmp_path: Path) -> None:
     landing = Landing(ObjectStore(root=str(tmp_path / "landing")), pafs.LocalFileSystem(), "")
     landing.root = str(tmp_path / "landing")
     landing.replay(dt.date(2013, 1, 6), dt.date(2013, 1, 9))
-    ticker = Ticker(landing, tmp_path / "alerts.jsonl")
+    # Configured for ranges (the assets take any window): four days, one run.
+    ticker = Ticker(landing, tmp_path / "alerts.jsonl", days_per_run=31)
     (request,) = ticker.tick().run_requests
+    assert _partitions(request) == ["2013-01-06", "2013-01-07", "2013-01-08", "2013-01-09"]
 
     job = build_ingest_job(FLIGHTS)
     defs = Definitions(
@@ -272,14 +283,30 @@ def test_a_tick_hashes_and_requests_a_bounded_number_of_partitions(tmp_path: Pat
     assert seen == [f"2013-01-0{d}" for d in range(1, 6)]
 
 
-def test_the_mapper_matches_what_the_raw_asset_reads() -> None:
+def test_the_sensor_maps_a_file_to_a_day_exactly_when_the_raw_asset_reads_it(
+    tmp_path: Path,
+) -> None:
+    names = [
+        "2013-01-05.csv",
+        "2013-01-05_correction-2.csv",
+        "2013-01-05.parquet",
+        "2013-01-050.csv",
+        "2013-01-05csv",
+        "2013-1-5.csv",
+        "2013-01-06.csv",
+        "x2013-01-05.csv",
+    ]
+    folder = tmp_path / "flights"
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_bytes(b"year\n2013\n")
+    read = {
+        f.relative_path
+        for f in list_delivered(pafs.LocalFileSystem(), str(tmp_path), "flights/2013-01-05", "csv")
+    }
     mapper = FileMapper(FLIGHTS, KEYS)
-    assert mapper.map("flights/2013-01-05.csv") == "2013-01-05"
-    assert mapper.map("flights/2013-01-05_correction-2.csv") == "2013-01-05"
-    assert mapper.map("flights/.2013-01-05.csv.tmp") is None
-    assert isinstance(mapper.map("flights/2013-1-5.csv"), Unmapped)
-    assert isinstance(mapper.map("flights/2013-01-05csv"), Unmapped)
+    mapped = {f"flights/{n}" for n in names if mapper.map(f"flights/{n}") == "2013-01-05"}
+    assert mapped == read == {"flights/2013-01-05.csv", "flights/2013-01-05_correction-2.csv"}
     snapshot = FileMapper(PLANES, None)
-    assert snapshot.map("planes/planes.csv") == "*"
-    assert snapshot.map("planes/planes_2013-02.csv") == "*"
+    assert snapshot.map("planes/planes.csv") == snapshot.map("planes/planes_2013-02.csv") == "*"
     assert isinstance(snapshot.map("planes/aircraft.csv"), Unmapped)

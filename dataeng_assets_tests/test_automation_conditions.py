@@ -87,16 +87,23 @@ def test_a_late_correction_flows_through_its_historical_partition_unless_blocked
         first = evaluate_automation_conditions(defs=ours, instance=instance)
         first_eager = evaluate_automation_conditions(defs=eager, instance=instance)
 
-        # March 15 is corrected upstream and ingested again (as the arrival sensor would).
+        # March 15 is corrected upstream and ingested again, as the arrival sensor does it: a
+        # run of that one partition.
         day = landing / "flights" / "2013-03-15.csv"
         day.write_bytes(day.read_bytes().rsplit(b"\n", 2)[0] + b"\n")
-        run_window(
-            resources, dt.date(2013, 3, 15), dt.date(2013, 3, 15), "key:raw/flights", instance
-        )
+        assert materialize(
+            ALL_ASSETS,
+            selection="key:raw/flights",
+            resources=resources,
+            instance=instance,
+            partition_key="2013-03-15",
+        ).success
 
         second = evaluate_automation_conditions(defs=ours, instance=instance, cursor=first.cursor)
         assert second.get_requested_partitions(CLEANED_FLIGHTS) == {"2013-03-15"}
-        assert "2013-03-15" in second.get_requested_partitions(FEATURES)
+        # Features wait: a day's rates need the 7 days before it, and 03-08..03-13 were never
+        # delivered (any_deps_missing). The end-to-end test follows a day through to features.
+        assert second.get_requested_partitions(FEATURES) == set()
         # Plain eager() looks at 2013-12-31 only: the March correction would never flow.
         second_eager = evaluate_automation_conditions(
             defs=eager, instance=instance, cursor=first_eager.cursor
@@ -159,7 +166,11 @@ _WORKER = textwrap.dedent(
             # Hold the table until the other run's step waits for it (an event, not a time).
             storage = DagsterInstance.get().event_log_storage
             deadline = time.monotonic() + 120
-            while not storage.get_concurrency_info(POOL).pending_steps:
+            def waiting():
+                info = storage.get_concurrency_info(POOL)
+                return [s for s in info.pending_steps if s.assigned_timestamp is None]
+
+            while not waiting():
                 if time.monotonic() > deadline:
                     raise TimeoutError("the other run never queued for the pool")
                 time.sleep(0.1)
@@ -204,13 +215,14 @@ def test_two_runs_writing_the_same_table_do_not_overlap(tmp_path: Path) -> None:
                     continue
                 if event.event_type_value in ("STEP_START", "STEP_SUCCESS"):
                     found[event.event_type_value] = record.event_log_entry.timestamp
-                if "blocked by limit for pool lake/test/table" in (event.message or ""):
+                message = f"{event.message} {record.event_log_entry.user_message}"
+                if "blocked by limit for pool lake/test/table" in message:
                     found["BLOCKED"] = record.event_log_entry.timestamp
             return found
 
         held = step_events(held_out.strip().splitlines()[-1])
         waited = step_events(waiter.stdout.strip().splitlines()[-1])
-        assert "BLOCKED" in waited and "BLOCKED" not in held
+        assert "BLOCKED" in waited and "BLOCKED" not in held, (held, waiter.stdout[-3000:])
         # The second write started only after the first had finished.
         assert waited["STEP_START"] >= held["STEP_SUCCESS"]
 
@@ -222,3 +234,13 @@ def test_both_instance_configs_limit_each_pool_to_one(config: str) -> None:
     document = yaml.safe_load((PROJECT_ROOT / config).read_text())
     assert document["concurrency"]["pools"] == {"default_limit": 1, "granularity": "op"}
     assert document["run_retries"]["retry_on_asset_or_op_failure"] is False
+
+
+def test_automation_can_start_switched_off_for_a_quiet_instance() -> None:
+    from dataeng_assets.automation import build_automation
+    from dataeng_assets.settings import load_settings
+    from dataeng_assets.sources import registry
+
+    quiet = build_automation(load_settings({"DATAENG_AUTOMATION": "off"}), registry().values())
+    assert {s.default_status for s in quiet.sensors or []} == {DefaultSensorStatus.STOPPED}
+    assert {s.default_status.value for s in quiet.schedules or []} == {"STOPPED"}

@@ -60,8 +60,15 @@ def dagster_dev(
         resources=build_resources(local_settings(landing_dir, work / "lake")),
     )
     assert references.success
+    # Sensors and schedules start stopped: this module drives its own backfill, and the arrival
+    # sensors would otherwise ingest every landed day and queue ahead of it (test_automation_e2e
+    # covers them).
     with run_dagster_dev(
-        PROJECT_ROOT, landing=landing_dir, lake=work / "lake", work_dir=work
+        PROJECT_ROOT,
+        landing=landing_dir,
+        lake=work / "lake",
+        work_dir=work,
+        extra_env={"DATAENG_AUTOMATION": "off"},
     ) as server:
         yield server
 
