@@ -26,11 +26,11 @@ from dagster import (
 from dagster._core.definitions.asset_checks.asset_checks_definition import AssetChecksDefinition
 
 from dataeng_assets.automation import AUTOMATION_SENSOR, DOWNSTREAM_CONDITION, automate_assets
-from dataeng_assets.automation.conditions import table_pool
 from dataeng_assets.definitions import ALL_ASSETS, defs
 from dataeng_assets.landing.replay import replay
 from dataeng_assets.resources import build_resources
 from dataeng_assets.settings import PROJECT_ROOT
+from dataeng_assets.storage.pools import table_pool
 from dataeng_assets_tests.conftest import local_settings, run_window
 
 RAW_FLIGHTS = AssetKey(["raw", "flights"])
@@ -156,11 +156,10 @@ _WORKER = textwrap.dedent(
     """
     import os, sys, time
     from dagster import DagsterInstance, asset, materialize
-    from dataeng_assets.automation.conditions import with_table_pool
 
     POOL = "lake/test/table"
 
-    @asset(key=["test", "table"])
+    @asset(key=["test", "table"], pool=POOL)
     def table() -> int:
         if sys.argv[1] == "hold":
             # Hold the table until the other run's step waits for it (an event, not a time).
@@ -177,7 +176,7 @@ _WORKER = textwrap.dedent(
         return 1
 
     with DagsterInstance.get() as instance:
-        result = materialize([with_table_pool(table)], instance=instance)
+        result = materialize([table], instance=instance)
         print(result.run_id)
     """
 )

@@ -42,6 +42,7 @@ from dataeng_assets.partitions import DAILY_2013, SINGLE_RUN_BACKFILL
 from dataeng_assets.sources import Source
 from dataeng_assets.storage.delta_io_manager import to_pandas
 from dataeng_assets.storage.object_store import ObjectStore
+from dataeng_assets.storage.pools import table_pool
 from dataeng_assets.storage.secrets import PiiKey
 from dataeng_assets.transforms.conform import CleanResult, ContractViolation, clean_table
 
@@ -85,6 +86,7 @@ def build_raw_asset(source: Source) -> AssetsDefinition:
         kinds={"pandas", "delta", source.format},
         code_version=code_version(repr(source), contract.source_text),
         retry_policy=IO_RETRY,
+        pool=table_pool(key),
         check_specs=build_raw_check_specs(key),
         metadata={
             "dagster/column_schema": column_schema(schema_columns, with_lineage=False),
@@ -189,6 +191,7 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
         partitions_def=partitions,
         backfill_policy=SINGLE_RUN_BACKFILL,
         check_specs=build_cleaned_check_specs(cleaned_key),
+        pool=table_pool(cleaned_key),
     )
     def cleaned_assets(
         context: AssetExecutionContext, raw: pd.DataFrame, pii: PiiKey, **references: pd.DataFrame

@@ -21,6 +21,7 @@ from dataeng_assets.assets.metadata import column_schema
 from dataeng_assets.checks import SCHEMA, schema_check_result
 from dataeng_assets.contracts import load_contract
 from dataeng_assets.partitions import DAILY_2013, SINGLE_RUN_BACKFILL
+from dataeng_assets.storage.pools import table_pool
 from dataeng_assets.transforms import features as flight_features
 from dataeng_assets.transforms.conform import evaluate_rules
 
@@ -53,6 +54,7 @@ _FLIGHTS_WITH_HISTORY = TimeWindowPartitionMapping(
         FLIGHT_DELAY_CONTRACT.source_text, inspect.getsource(flight_features)
     ),
     freshness_policy=DAILY_FRESHNESS,
+    pool=table_pool(FLIGHT_DELAY_KEY),
     check_specs=[
         AssetCheckSpec(
             SCHEMA,

@@ -24,6 +24,7 @@ from dataeng_assets.assets import CLEANED, IO_MANAGER_KEY, QUALITY, QUARANTINE, 
 from dataeng_assets.assets.factory import code_version, window_days
 from dataeng_assets.partitions import DAILY_2013, SINGLE_RUN_BACKFILL
 from dataeng_assets.sources import Source
+from dataeng_assets.storage.pools import table_pool
 from dataeng_assets.transforms import quality
 
 SCORECARD_KEY = AssetKey([QUALITY, "scorecard"])
@@ -133,6 +134,7 @@ def build_scorecard_asset(sources: list[Source]) -> AssetsDefinition:
         kinds={"pandas", "delta"},
         code_version=code_version(inspect.getsource(quality)),
         check_specs=check_specs,
+        pool=table_pool(SCORECARD_KEY),
         metadata={"dagster/column_schema": SCORECARD_SCHEMA},
     )
     def scorecard(context: AssetExecutionContext, **tables: pd.DataFrame) -> Iterator:
