@@ -175,11 +175,15 @@ def test_each_delivered_content_is_requested_once(landing: Landing, ticker: Tick
     nothing = ticker.tick()
     assert nothing.run_requests == [] and "no new or changed file" in nothing.skip_message
 
-    # The same bytes delivered again: nothing runs, and the tick says why.
+    # The same bytes delivered again: nothing runs, and the tick says why. (S3 keeps
+    # LastModified to the second: a re-delivery within the same second leaves even the listing
+    # unchanged, and the tick says that instead.)
     landing.replay(dt.date(2013, 1, 2), dt.date(2013, 1, 2))
     again = ticker.tick()
     assert again.run_requests == []
-    assert "same content" in again.skip_message and "2013-01-02" in again.skip_message
+    assert ("same content" in again.skip_message and "2013-01-02" in again.skip_message) or (
+        "no new or changed file" in again.skip_message
+    )
 
     # A corrected file (same name, new content): that partition again, and only it.
     original = landing.get("flights/2013-01-02.csv")
