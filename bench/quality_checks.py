@@ -36,10 +36,16 @@ def _raw(landing: Path, start: dt.date, end: dt.date):
     files = []
     day = start
     while day <= end:
-        files += [(day, f) for f in list_delivered(FS, str(landing), source.landing_stem(day.isoformat()), "csv")]
+        files += [
+            (day, f)
+            for f in list_delivered(FS, str(landing), source.landing_stem(day.isoformat()), "csv")
+        ]
         day += dt.timedelta(days=1)
     now = dt.datetime.now(dt.UTC)
-    tables = [read_source_delivery(FS, [f], "csv", source.raw_contract.column_names, now, d).table for d, f in files]
+    tables = [
+        read_source_delivery(FS, [f], "csv", source.raw_contract.column_names, now, d).table
+        for d, f in files
+    ]
     return to_pandas(pa.concat_tables(tables, promote_options="default"))
 
 
@@ -48,9 +54,16 @@ def _references():
     for name in ("airlines", "airports", "planes"):
         source = registry()[name]
         table = read_package_table(name)
-        raw = to_pandas(table).assign(_source_file=f"{name}.csv", _source_row=range(1, len(table) + 1))
-        frames[name] = clean_table(raw, source.cleaned_contract, natural_key=source.natural_key,
-                                   normalise=source.normalise, na_values=source.na_values).frame
+        raw = to_pandas(table).assign(
+            _source_file=f"{name}.csv", _source_row=range(1, len(table) + 1)
+        )
+        frames[name] = clean_table(
+            raw,
+            source.cleaned_contract,
+            natural_key=source.natural_key,
+            normalise=source.normalise,
+            na_values=source.na_values,
+        ).frame
     return frames
 
 
@@ -68,37 +81,63 @@ def main() -> None:
     contract = source.cleaned_contract
     references = _references()
     results = {
-        "machine": {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count()},
+        "machine": {
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+        },
         "date": dt.date.today().isoformat(),
         "loadavg": os.getloadavg(),
         "runs": {},
     }
     with tempfile.TemporaryDirectory() as landing:
         replay(FS, landing, dt.date(2013, 1, 1), dt.date(2013, 12, 31), sources=[source])
-        for label, start, end in [("january", dt.date(2013, 1, 1), dt.date(2013, 1, 31)),
-                                  ("full_year", dt.date(2013, 1, 1), dt.date(2013, 12, 31))]:
+        for label, start, end in [
+            ("january", dt.date(2013, 1, 1), dt.date(2013, 1, 31)),
+            ("full_year", dt.date(2013, 1, 1), dt.date(2013, 12, 31)),
+        ]:
             raw = _raw(Path(landing), start, end)
 
-            def clean():
-                return clean_table(raw, contract, natural_key=source.natural_key, normalise=source.normalise,
-                                   na_values=source.na_values, transform=source.transform_function(),
-                                   references=references, time_column=source.time_column)
+            def clean(raw=raw):
+                return clean_table(
+                    raw,
+                    contract,
+                    natural_key=source.natural_key,
+                    normalise=source.normalise,
+                    na_values=source.na_values,
+                    transform=source.transform_function(),
+                    references=references,
+                    time_column=source.time_column,
+                )
 
             result = clean()
             results["runs"][label] = {
                 "rows": len(raw),
                 "clean_table_s": _median_seconds(clean),
-                "checks_s": _median_seconds(lambda: cleaned_check_results(
-                    AssetKey(["cleaned", "flights"]), result, contract, list(source.natural_key), references)),
+                "checks_s": _median_seconds(
+                    lambda result=result: cleaned_check_results(
+                        AssetKey(["cleaned", "flights"]),
+                        result,
+                        contract,
+                        list(source.natural_key),
+                        references,
+                    )
+                ),
                 "rows_quarantined": result.rows_quarantined,
             }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "quality_checks.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["| data | rows | clean_table (all rules) s | inline checks s |", "|---|---:|---:|---:|"]
+    lines = [
+        "| data | rows | clean_table (all rules) s | inline checks s |",
+        "|---|---:|---:|---:|",
+    ]
     for label, run in results["runs"].items():
-        lines.append(f"| {label} | {run['rows']:,} | {run['clean_table_s']:.2f} | {run['checks_s']:.2f} |")
+        lines.append(
+            f"| {label} | {run['rows']:,} | {run['clean_table_s']:.2f} | {run['checks_s']:.2f} |"
+        )
     (RESULTS / "quality_checks.md").write_text(
-        "# Quality layer cost (flights)\n\n" + "\n".join(lines)
+        "# Quality layer cost (flights)\n\n"
+        + "\n".join(lines)
         + f"\n\nMedians of 5; {results['machine']}, load {results['loadavg']}, {results['date']}.\n"
         "Reproduce: `.venv/bin/python -m bench.quality_checks`.\n"
     )

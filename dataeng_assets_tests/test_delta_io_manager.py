@@ -217,7 +217,9 @@ def test_a_window_load_opens_only_that_windows_files(two_weeks_lake: Path, tmp_p
     )
 
 
-def test_output_metadata_describes_the_commit_per_partition(landing_dir: Path, tmp_path: Path) -> None:
+def test_output_metadata_describes_the_commit_per_partition(
+    landing_dir: Path, tmp_path: Path
+) -> None:
     instance = DagsterInstance.ephemeral()
     resources = build_resources(local_settings(landing_dir, tmp_path))
     second_day = dt.date(2013, 1, 2)
@@ -233,7 +235,10 @@ def test_output_metadata_describes_the_commit_per_partition(landing_dir: Path, t
         assert metadata["delta/bytes_written"].value > 10_000
         assert metadata["dagster/uri"].value == str(tmp_path / "raw" / "flights")
         assert metadata["dagster/table_name"].value == "raw.flights"
-        assert metadata["delta/version"].value == DeltaTable(str(tmp_path / "raw" / "flights")).version()
+        assert (
+            metadata["delta/version"].value
+            == DeltaTable(str(tmp_path / "raw" / "flights")).version()
+        )
     # The column schema, with the contract's descriptions, rides on the window's last event.
     columns = {c.name: c for c in by_day["2013-01-02"]["dagster/column_schema"].schema.columns}
     assert columns["carrier"].type == "string" and columns["carrier"].description
