@@ -191,3 +191,13 @@ def test_dates_pass_through_when_already_dates() -> None:
     raw = pd.DataFrame({"date": [dt.date(2013, 1, 1)], "_source_file": ["x"], "_source_row": [1]})
     typed, problems = cast_to_contract(raw, contract)
     assert problems.empty and typed["date"].tolist() == [dt.date(2013, 1, 1)]
+
+
+def test_typing_keeps_each_value_on_its_row_when_rows_were_dropped_before() -> None:
+    raw = _raw(code=["a", "b", "c"], count=["1", "2", "3"], ratio=["0.5", "1.5", "2.5"],
+               flag=["t", "f", "t"], at=["2013-01-01T10:00:00Z"] * 3)  # fmt: skip
+    subset = raw.drop(index=[0])  # labels 1 and 2, as after an unparseable first row
+    typed, problems = cast_to_contract(subset, CONTRACT)
+    assert problems.empty
+    assert typed["count"].to_dict() == {1: 2, 2: 3}
+    assert typed["ratio"].to_dict() == {1: 1.5, 2: 2.5}

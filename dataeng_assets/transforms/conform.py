@@ -104,9 +104,10 @@ def _arrow_cast(values: pd.Series, type_name: str) -> pd.Series | None:
         cast = pc.cast(pa.array(values, from_pandas=True), target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         return None
-    return pd.Series(
-        cast.to_pandas(types_mapper={target: dtype}.get if dtype else None), index=values.index
-    )
+    typed = cast.to_pandas(types_mapper={target: dtype}.get if dtype else None)
+    # Positional: the column's own labels (rows may have been dropped before) replace 0..n-1.
+    typed.index = values.index
+    return typed
 
 
 def _cast_column(values: pd.Series, type_name: str) -> pd.Series:
