@@ -87,6 +87,37 @@ def read_table(uri: str, storage_options: dict | None = None) -> pd.DataFrame:
     return to_pandas(DeltaTable(uri, storage_options=storage_options).to_pyarrow_table())
 
 
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
+REPO = Path(__file__).resolve().parent.parent
+
+
+def use_dagster_home(kind: str, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DAGSTER_HOME with the repository's instance config: "sqlite" (dagster.yaml, the embedded
+    default) or "postgres" (deploy/dagster.postgres.yaml on the machine's PostgreSQL)."""
+    import shutil
+
+    import psycopg2
+
+    home.mkdir(parents=True, exist_ok=True)
+    if kind == "sqlite":
+        shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    else:
+        try:
+            psycopg2.connect(**PG, connect_timeout=5).close()
+        except psycopg2.OperationalError as error:  # a failure, not a skip: CI must have it
+            pytest.fail(f"PostgreSQL on 127.0.0.1:5432 (database test) is not reachable: {error}")
+        shutil.copy(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
+        for name, value in {
+            "DAGSTER_PG_HOST": PG["host"],
+            "DAGSTER_PG_PORT": str(PG["port"]),
+            "DAGSTER_PG_USER": PG["user"],
+            "DAGSTER_PG_PASSWORD": "",
+            "DAGSTER_PG_DB": PG["dbname"],
+        }.items():
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+
+
 @pytest.fixture(scope="session")
 def landing_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first two weeks of January 2013 replayed as CSV files, shared by the session (read-only)."""

@@ -3,12 +3,10 @@
 
 import json
 import logging
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 from dagster import (
     AssetCheckResult,
@@ -31,10 +29,9 @@ from dataeng_assets.automation import build_alert_channels
 from dataeng_assets.automation.alert_sensor import AlertCursor, build_alert_sensor
 from dataeng_assets.automation.alerts import Alert, AlertChannels
 from dataeng_assets.settings import load_settings
+from dataeng_assets_tests.conftest import use_dagster_home
 from dataeng_assets_tests.receivers import free_port, http_receiver, slack_answer, smtp_receiver
 
-REPO = Path(__file__).resolve().parent.parent
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
 UI = "http://127.0.0.1:3999"
 LOG = logging.getLogger("alerts-test")
 
@@ -91,7 +88,7 @@ def test_one_alert_reaches_every_configured_channel(tmp_path: Path) -> None:
             tmp_path,
             ["file", "log", "webhook", "slack", "email"],
             webhook_url=f"{hook.url}/hook",
-            slack_token="xoxb-test-token",
+            slack_token="test-slack-token",
             slack_channel="#data-alerts",
             slack_api_url=f"{slack.url}/api/",
             smtp_host="127.0.0.1",
@@ -110,7 +107,7 @@ def test_one_alert_reaches_every_configured_channel(tmp_path: Path) -> None:
 
     (message,) = slack.requests
     assert message.path == "/api/chat.postMessage"
-    assert message.headers["Authorization"] == "Bearer xoxb-test-token"
+    assert message.headers["Authorization"] == "Bearer test-slack-token"
     body = message.json()
     assert body["channel"] == "#data-alerts"
     assert "check cleaned/flights:schema [2013-01-05] ERROR, 2 failing row(s)" in body["text"]
@@ -215,25 +212,7 @@ def _numbers_asset(prefix: str):
 def instance(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[DagsterInstance]:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    if request.param == "sqlite":
-        shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    else:
-        try:
-            psycopg2.connect(**PG, connect_timeout=5).close()
-        except psycopg2.OperationalError as error:  # a failure, not a skip: CI must have it
-            pytest.fail(f"PostgreSQL on 127.0.0.1:5432 (database test) is not reachable: {error}")
-        shutil.copy(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
-        for name, value in {
-            "DAGSTER_PG_HOST": PG["host"],
-            "DAGSTER_PG_PORT": str(PG["port"]),
-            "DAGSTER_PG_USER": PG["user"],
-            "DAGSTER_PG_PASSWORD": "",
-            "DAGSTER_PG_DB": PG["dbname"],
-        }.items():
-            monkeypatch.setenv(name, value)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    use_dagster_home(request.param, tmp_path / "dagster_home", monkeypatch)
     with DagsterInstance.get() as dagster_instance:
         yield dagster_instance
 

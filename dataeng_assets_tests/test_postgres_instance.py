@@ -1,7 +1,6 @@
 """The production instance configuration: run and event storage in the local PostgreSQL."""
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import psycopg2
@@ -9,30 +8,18 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 
 from dataeng_assets.resources import build_resources
-from dataeng_assets_tests.conftest import expected_daily_counts, local_settings, run_window
-
-REPO = Path(__file__).resolve().parent.parent
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "test"}
+from dataeng_assets_tests.conftest import (
+    PG,
+    expected_daily_counts,
+    local_settings,
+    run_window,
+    use_dagster_home,
+)
 
 
 @pytest.fixture
 def postgres_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    try:
-        psycopg2.connect(**PG, connect_timeout=5).close()
-    except psycopg2.OperationalError as error:  # a clear failure, not a skip: CI must have it
-        pytest.fail(f"PostgreSQL on 127.0.0.1:5432 (database test) is not reachable: {error}")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
-    for name, value in {
-        "DAGSTER_PG_HOST": PG["host"],
-        "DAGSTER_PG_PORT": str(PG["port"]),
-        "DAGSTER_PG_USER": PG["user"],
-        "DAGSTER_PG_PASSWORD": "",
-        "DAGSTER_PG_DB": PG["dbname"],
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    use_dagster_home("postgres", tmp_path / "dagster_home", monkeypatch)
     with DagsterInstance.get() as instance:
         yield instance
 
