@@ -1,9 +1,11 @@
 """What every benchmark needs: the machine, the load, and a child process measured from outside.
 
 Every measured thing runs in its own child process, so its wall time is the whole process (start-up
-included) and its peak memory is its own. Peak memory is taken two ways and the larger is kept:
-the sum of RSS over the child's process tree, sampled every ``POLL_S`` seconds (catches grandchildren),
-and the kernel's ``ru_maxrss`` of the child from ``wait4`` (exact for the child itself, between samples).
+included) and its peak memory is its own. Peak memory is sampled every ``POLL_S`` seconds over the
+child's process tree, two ways, and the larger is kept: the sum of the current RSS, and the sum of
+each process's ``VmHWM`` (its RSS high-water mark since its ``exec``, so a peak between two samples
+is not missed). ``ru_maxrss`` from ``wait4`` is not used: Linux folds the parent's memory at the time
+of the fork into it, which overstates a small child by the size of this process.
 """
 
 from __future__ import annotations
@@ -155,7 +157,19 @@ class Measured:
         }
 
 
-def _tree_rss(proc: psutil.Process) -> int:
+def _hwm_bytes(pid: int) -> int:
+    """The process's peak RSS since its exec (``VmHWM``), 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _tree_memory(proc: psutil.Process, hwm: dict[int, int]) -> int:
+    """Current RSS of the tree; ``hwm`` keeps each process's high-water mark seen so far."""
     total = 0
     try:
         procs = [proc, *proc.children(recursive=True)]
@@ -164,6 +178,7 @@ def _tree_rss(proc: psutil.Process) -> int:
     for p in procs:
         with contextlib.suppress(psutil.Error):
             total += p.memory_info().rss
+            hwm[p.pid] = max(hwm.get(p.pid, 0), _hwm_bytes(p.pid))
     return total
 
 
@@ -204,11 +219,13 @@ def run_measured(
         )
         proc = psutil.Process(child.pid)
 
+        hwm: dict[int, int] = {}
+
         def poll() -> None:
             nonlocal peak, killed
             while not stop.is_set():
-                rss = _tree_rss(proc)
-                peak = max(peak, rss)
+                rss = _tree_memory(proc, hwm)
+                peak = max(peak, rss, sum(hwm.values()))
                 if memory_cap_bytes and rss > memory_cap_bytes and not killed:
                     killed = True
                     os.killpg(child.pid, signal.SIGKILL)
@@ -217,9 +234,9 @@ def run_measured(
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         deadline = t0 + timeout_s
-        status, rusage = 0, None
+        status = 0
         while True:
-            pid, status, rusage = os.wait4(child.pid, os.WNOHANG)
+            pid, status, _ = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
             if time.perf_counter() > deadline:
@@ -229,8 +246,6 @@ def run_measured(
         child.returncode = os.waitstatus_to_exitcode(status)
         stop.set()
         poller.join()
-    if rusage is not None:
-        peak = max(peak, rusage.ru_maxrss * 1024)  # KiB on Linux
     result: dict[str, Any] = {}
     if out_path is not None and out_path.exists():
         result = json.loads(out_path.read_text())

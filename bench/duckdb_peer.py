@@ -29,6 +29,7 @@ import argparse
 import datetime as dt
 import importlib.util
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,7 @@ IMPORTED = time.perf_counter()
 # DuckDB would not load): the registry and the contracts are read as YAML, as data.
 PACKAGE = Path(importlib.util.find_spec("dataeng_assets").submodule_search_locations[0])
 TZ = "America/New_York"
+TRACE = bool(os.environ.get("BENCH_TRACE"))
 TRUE = ("true", "t", "1", "yes", "y")
 FALSE = ("false", "f", "0", "no", "n")
 LINEAGE = ["_source_file", "_source_row", "_delivered_at", "_loaded_at"]
@@ -171,7 +173,10 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> object:
 
 
 def ddl(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    t0 = time.perf_counter()
     con.execute(sql).fetchall()  # a statement's result must be drained before the next one
+    if TRACE:
+        print(f"{time.perf_counter() - t0:7.2f} s  {' '.join(sql.split())[:110]}", flush=True)
 
 
 def q(name: str) -> str:
@@ -210,10 +215,20 @@ class Lake:
 
 def raw_sql(source, landing: Path, days: list[dt.date], columns: list[str]) -> str:
     """The window's files as text, with the partition day and the lineage columns."""
+
+    def delivered(stem: str) -> list[Path]:
+        """``<stem>.csv`` and ``<stem>_<anything>.csv``, by name (a correction sorts after)."""
+        folder, base = (landing / stem).parent, (landing / stem).name
+        return sorted(
+            p
+            for p in folder.glob(f"{base}*.csv")
+            if p.stem == base or p.stem.startswith(base + "_")
+        )
+
     if source.is_daily:
-        paths = [landing / f"{source.landing_stem(d.isoformat())}.csv" for d in days]
+        paths = [p for d in days for p in delivered(source.landing_stem(d.isoformat()))]
     else:
-        paths = [landing / f"{source.landing_stem()}.csv"]
+        paths = delivered(source.landing_stem())[-1:]  # a snapshot: the newest delivery
     files = "[" + ", ".join(lit(str(p)) for p in paths) + "]"
     root = lit(str(landing) + "/")
     date = (
@@ -360,15 +375,26 @@ class Cleaner:
                 SELECT *{select_extra} FROM typed_{s} WHERE len(_type_problems) = 0
             """,
             )
-        # Exact duplicates (lineage ignored): the first delivered one is kept.
+        # Exact duplicates (lineage ignored): the first delivered one is kept. Equal rows share their
+        # natural key, so the wide comparison only runs over the keys delivered more than once.
         data_columns = [x.name for x in c.columns if x.name in self._columns(f"shaped_{s}")]
+        key = ", ".join(map(q, self.source.natural_key))
+        ddl(
+            con,
+            f"""
+            CREATE OR REPLACE TEMP TABLE repeated_{s} AS
+            SELECT {key} FROM shaped_{s} GROUP BY ALL HAVING count(*) > 1
+        """,
+        )
         ddl(
             con,
             f"""
             CREATE OR REPLACE TEMP TABLE dedup_{s} AS
-            SELECT * FROM shaped_{s}
-            QUALIFY row_number() OVER (PARTITION BY {", ".join(map(q, data_columns))}
-                                       ORDER BY _source_file, _source_row) = 1
+            SELECT * FROM shaped_{s} WHERE _row NOT IN (
+                SELECT _row FROM (SELECT * FROM shaped_{s} SEMI JOIN repeated_{s} USING ({key}))
+                QUALIFY row_number() OVER (PARTITION BY {", ".join(map(q, data_columns))}
+                                           ORDER BY _source_file, _source_row) > 1
+            )
         """,
         )
         exact = scalar(
@@ -408,13 +434,21 @@ class Cleaner:
         )
         if failing:
             raise SystemExit(f"{s}: {failing} row(s) break a fail rule")
-        key = ", ".join(map(q, self.source.natural_key))
+        # The natural key: a later delivery supersedes (again only over keys delivered twice).
         ddl(
             con,
             f"""
             CREATE OR REPLACE TEMP TABLE kept_{s} AS
-            SELECT *, row_number() OVER (PARTITION BY {key} ORDER BY _source_file DESC, _source_row DESC) > 1 AS _superseded
-            FROM ruled_{s} WHERE len(list_filter(_violations, lambda x: x.action = 'drop')) = 0
+            SELECT * FROM ruled_{s} WHERE len(list_filter(_violations, lambda x: x.action = 'drop')) = 0
+        """,
+        )
+        ddl(
+            con,
+            f"""
+            CREATE OR REPLACE TEMP TABLE superseded_{s} AS
+            SELECT _row FROM (SELECT _row, {key}, _source_file, _source_row
+                              FROM kept_{s} SEMI JOIN repeated_{s} USING ({key}))
+            QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY _source_file DESC, _source_row DESC) > 1
         """,
         )
         out_columns = ", ".join(map(q, [*data_columns, *LINEAGE]))
@@ -422,7 +456,7 @@ class Cleaner:
             con,
             f"""
             CREATE OR REPLACE TABLE cleaned_{s} AS
-            SELECT {out_columns}, now() AS _cleaned_at FROM kept_{s} WHERE NOT _superseded
+            SELECT {out_columns}, now() AS _cleaned_at FROM kept_{s} ANTI JOIN superseded_{s} USING (_row)
         """,
         )
         raw_data = [x for x in raw_columns if not x.startswith("_") and x != "date"]
@@ -439,7 +473,7 @@ class Cleaner:
                     SELECT _row, unnest(_violations) AS v FROM ruled_{s}
                 ) WHERE v.action = 'drop'
                 UNION ALL
-                SELECT _row, 'superseded', 'a later delivery has the same key' FROM kept_{s} WHERE _superseded
+                SELECT _row, 'superseded', 'a later delivery has the same key' FROM superseded_{s}
             ), grouped AS (
                 SELECT _row, string_agg(DISTINCT rule, '; ') AS rules,
                        string_agg(DISTINCT reason, '; ') AS reasons
@@ -477,6 +511,8 @@ class Cleaner:
         )
         rows_in = scalar(con, f"SELECT count(*) FROM raw_{s}")
         quarantined = scalar(con, f"SELECT count(*) FROM quarantine_{s}")
+        for stage in ("raw", "typed", "shaped", "repeated", "dedup", "ruled", "kept", "superseded"):
+            ddl(con, f"DROP TABLE IF EXISTS {stage}_{s}")  # free the intermediate copies
         self.checks[s] = {
             "rows_in": rows_in, "rows_out": figures[0], "rows_quarantined": quarantined,
             "exact_duplicates_removed": exact, "duplicated_keys": figures[1],

@@ -13,7 +13,8 @@ A scaled day is made by resampling real 2013 flights (any day of the year) onto 
   every carrier, airport and tail number joins the reference tables exactly as often as the real data
   does; ``time_hour`` is recomputed as the UTC hour of the new local time; and the natural key
   (carrier, flight, origin, scheduled departure) is made unique: within a (carrier, origin, minute),
-  a repeated flight number takes the smallest number (1..9999) that is not used there yet.
+  a repeated flight number takes the smallest number that is not used there yet (1..9999 while the
+  minute has room; at 16M rows a few busy minutes need more, counted in the facts).
 
 The weather of that day and the reference tables are the real ones, written by ``dataeng-replay``
 (the pipeline's own command), so only the flights file is synthetic. Files are CSV like the replay's.
@@ -132,7 +133,8 @@ def _rank_within(groups: np.ndarray) -> np.ndarray:
 
 
 def _unique_in_slot(slot: np.ndarray, flight: np.ndarray, top: int = 9999) -> np.ndarray:
-    """Flight numbers (1..top) unique within each slot; first occurrences keep theirs.
+    """Flight numbers unique within each slot, 1..top while the slot has room; first occurrences
+    keep theirs.
 
     The j-th repeat of a slot takes the j-th number in 1..top that no first occurrence of the slot
     uses: with the slot's used numbers u_0 < u_1 < ..., that is j + 1 + #{i : u_i - i - 1 <= j}.
@@ -154,9 +156,7 @@ def _unique_in_slot(slot: np.ndarray, flight: np.ndarray, top: int = 9999) -> np
         keys, repeat_slot * width, side="left"
     )
     out = flight.copy()
-    out[repeat] = j + 1 + below
-    if out.max() > top:
-        raise RuntimeError("a (carrier, origin, minute) slot needs more than 9999 flight numbers")
+    out[repeat] = j + 1 + below  # above ``top`` only in a slot with more than ``top`` flights
     return out
 
 
@@ -179,6 +179,7 @@ def scaled_flights(rows: int, day: dt.date, seed: int, out_path: Path) -> dict:
     flight = real["flight"][idx].astype(np.int64)
     flight[:] = _unique_in_slot(slot, flight)
     repeats = int((flight != real["flight"][idx]).sum())
+    above_9999 = int((flight > 9999).sum())
     del slot
 
     tz = ZoneInfo("America/New_York")
@@ -239,7 +240,12 @@ def scaled_flights(rows: int, day: dt.date, seed: int, out_path: Path) -> dict:
             }
             writer.write_table(pa.table([columns[c] for c in COLUMNS], schema=schema))
     tmp.rename(out_path)
-    return {"rows": rows, "flight_number_repeats_renumbered": repeats, "cancelled": cancelled}
+    return {
+        "rows": rows,
+        "flight_number_repeats_renumbered": repeats,
+        "flight_numbers_above_9999": above_9999,
+        "cancelled": cancelled,
+    }
 
 
 def scaled_landing(

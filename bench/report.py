@@ -13,9 +13,17 @@ from typing import Any
 
 from bench.common import GIB, MIB, RESULTS, median, percentile, write_json
 
-WAY_ORDER = ["dagster_cli", "dagster_inprocess", "bare", "io_floor", "duckdb"]
+WAY_ORDER = [
+    "dagster_cli",
+    "dagster_cli_postgres",
+    "dagster_inprocess",
+    "bare",
+    "io_floor",
+    "duckdb",
+]
 LABELS = {
     "dagster_cli": "Dagster CLI",
+    "dagster_cli_postgres": "Dagster CLI, PostgreSQL instance",
     "dagster_inprocess": "Dagster in-process",
     "bare": "bare script",
     "io_floor": "I/O floor (pyarrow)",
@@ -199,10 +207,11 @@ def _gib(value: float | None) -> str:
 
 
 def _way_table(
-    runs: dict[str, list[dict]], base: str = "bare", extra: str | None = None
+    runs: dict[str, list[dict]], base: str = "bare", base_label: str = "vs bare"
 ) -> list[str]:
     lines = [
-        "| way | median wall (s) | min-max (s) | vs bare (paired) | inner work (s) | peak RSS (GiB) | load 1-min |",
+        f"| way | median wall (s) | min-max (s) | {base_label} (paired) | inner work (s) "
+        "| peak RSS (GiB) | load 1-min |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for way in WAY_ORDER:
@@ -245,7 +254,11 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
             if changed
             else ""
         ),
-        f"- Package measured: a copy taken at the start of the run, digest `{code.get('package_digest')}`",
+        "- Package measured: a copy taken when a run starts; digest per scenario: "
+        + ", ".join(
+            f"{name} `{(data.get('code') or code).get('package_digest')}`"
+            for name, data in sc.items()
+        ),
         "- Method: ways alternate round by round (order rotated"
         + (", one untimed warm-up round" if results.get("warmup_round") else ", no warm-up round")
         + "), "
@@ -280,6 +293,12 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
         lines += ["", f"## The real year as one single-run backfill: {year['partitions']} partitions "
                   f"({year['window'][0]} .. {year['window'][1]})", ""]  # fmt: skip
         lines += _way_table(year["runs"])
+    inst = sc.get("instance_storage")
+    if inst:
+        lines += ["", f"## The CLI's backfill by instance storage: {inst['partitions']} partitions", "",
+                  "Same run, same lake; only `$DAGSTER_HOME/dagster.yaml` differs (the project's SQLite "
+                  "config, or `deploy/dagster.postgres.yaml` against a local PostgreSQL 15).", ""]  # fmt: skip
+        lines += _way_table(inst["runs"], base="dagster_cli", base_label="vs SQLite")
     lin = sc.get("linearity")
     if lin:
         lines += ["", "## Linearity and memory", "",

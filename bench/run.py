@@ -61,6 +61,7 @@ WAY_LABELS = {
     "bare": "bare script (same functions, delta-rs writes)",
     "io_floor": "I/O floor (pyarrow CSV -> Parquet)",
     "duckdb": "DuckDB SQL peer (writes Delta)",
+    "dagster_cli_postgres": "Dagster CLI with the PostgreSQL instance (deploy/dagster.postgres.yaml)",
 }
 
 
@@ -80,7 +81,34 @@ def snapshot(src: Path) -> Path:
     for name in ("dagster.yaml", "pyproject.toml", "workspace.yaml"):
         if (src / name).exists():
             shutil.copy(src / name, dest / name)
+    if (src / "deploy").is_dir():
+        shutil.copytree(src / "deploy", dest / "deploy")
     return dest
+
+
+def postgres_env() -> dict[str, str]:
+    """DAGSTER_PG_* for deploy/dagster.postgres.yaml: the environment's, else a local server's
+    ``bench_dagster`` database (created when missing; nothing else on the server is touched)."""
+    env = {
+        "DAGSTER_PG_HOST": os.environ.get("DAGSTER_PG_HOST", "127.0.0.1"),
+        "DAGSTER_PG_PORT": os.environ.get("DAGSTER_PG_PORT", "5432"),
+        "DAGSTER_PG_USER": os.environ.get("DAGSTER_PG_USER", "postgres"),
+        "DAGSTER_PG_PASSWORD": os.environ.get("DAGSTER_PG_PASSWORD", ""),
+        "DAGSTER_PG_DB": os.environ.get("DAGSTER_PG_DB", "bench_dagster"),
+    }
+    import psycopg2
+
+    connection = psycopg2.connect(
+        host=env["DAGSTER_PG_HOST"], port=env["DAGSTER_PG_PORT"], user=env["DAGSTER_PG_USER"],
+        password=env["DAGSTER_PG_PASSWORD"] or None, dbname="postgres",
+    )  # fmt: skip
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (env["DAGSTER_PG_DB"],))
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE DATABASE "{env["DAGSTER_PG_DB"]}"')
+    connection.close()
+    return env
 
 
 class Bench:
@@ -111,11 +139,16 @@ class Bench:
             "PYTHONHASHSEED": "0",
         }
 
-    def dagster_home(self, scenario: str) -> Path:
-        home = self.work / scenario / "dagster_home"
+    def dagster_home(self, scenario: str, postgres: bool = False) -> Path:
+        home = self.work / scenario / ("dagster_home_postgres" if postgres else "dagster_home")
         if not (home / "dagster.yaml").exists():
             home.mkdir(parents=True, exist_ok=True)
-            shutil.copy(self.src / "dagster.yaml", home / "dagster.yaml")  # as `make` does
+            config = (
+                self.src / "deploy" / "dagster.postgres.yaml"
+                if postgres
+                else self.src / "dagster.yaml"
+            )
+            shutil.copy(config, home / "dagster.yaml")  # as `make` does
         return home
 
     def run_way(
@@ -127,9 +160,12 @@ class Bench:
         shutil.rmtree(lake, ignore_errors=True)
         lake.mkdir(parents=True)
         out = base / "result.json"
-        home = self.dagster_home(scenario)
+        home = self.dagster_home(scenario, postgres=way == "dagster_cli_postgres")
+        env = self.env(landing, lake, home)
+        if way == "dagster_cli_postgres":
+            env.update(postgres_env())
         span = ["--start", start.isoformat(), "--end", end.isoformat()]
-        if way == "dagster_cli":
+        if way in ("dagster_cli", "dagster_cli_postgres"):
             partition = (
                 ["--partition", start.isoformat()]
                 if start == end
@@ -152,7 +188,7 @@ class Bench:
             out_path = out
         cwd = self.src  # `python -m` puts the working directory first on sys.path
         measured = run_measured(
-            f"{scenario}/{tag}/{way}", cmd, env=self.env(landing, lake, home), cwd=cwd,
+            f"{scenario}/{tag}/{way}", cmd, env=env, cwd=cwd,
             log_path=base / "log.txt", out_path=out_path, timeout_s=3 * 3600,
             memory_cap_bytes=self.memory_cap,
         )  # fmt: skip
@@ -247,7 +283,11 @@ class Bench:
     def scenario_linearity(self) -> dict:
         ways = ["dagster_inprocess"] if self.quick else ["dagster_inprocess", "bare"]
         sizes: dict[str, dict] = {}
+        # Reuse the partition scenario's runs only when this invocation measured them (same code,
+        # same hour): sizes measured at different times would not be comparable.
         partition = self.results.get("scenarios", {}).get("partition", {})
+        if partition.get("started_at", "") < self.started_at:
+            partition = {}
         for rows in self.linearity_rows:
             landing = generate.scaled_landing(rows)
             if partition.get("rows") == rows and all(partition["runs"].get(w) for w in ways):
@@ -264,6 +304,16 @@ class Bench:
             sizes[str(rows)] = {"runs": runs, "facts": report.facts(landing)}
             self.save_partial("linearity", {"sizes": sizes, "ways": ways})
         return {"sizes": sizes, "ways": ways}
+
+    def scenario_instance_storage(self) -> dict:
+        """Not run by default (it needs PostgreSQL): the CLI's backfill on SQLite vs PostgreSQL."""
+        window = TWO_WEEKS if self.quick else YEAR
+        landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
+        runs = self.alternate(
+            "instance_storage", ["dagster_cli", "dagster_cli_postgres"], landing, window, "year"
+        )
+        return {"window": [window[0].isoformat(), window[1].isoformat()],
+                "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
 
     def scenario_query(self) -> dict:
         lake = self.work / "full_year" / "year" / "dagster_cli" / "lake"
@@ -305,11 +355,14 @@ class Bench:
         write_json(self.results_path, self.results)
 
     def run(self, only: list[str]) -> None:
+        self.code = code_state(self.src)
+        self.started_at = now_iso()
         scenarios = ["imports", "partition", "full_year", "linearity", "query", "file_to_feature"]
+        scenarios += [name for name in only if name == "instance_storage"]  # on request only
         self.results.update({
             "mode": "quick" if self.quick else "full",
             "machine": machine(),
-            "code": code_state(self.src),
+            "code": self.code,
             "reps": self.reps,
             "warmup_round": self.warmup,
         })  # fmt: skip
@@ -320,7 +373,7 @@ class Bench:
             print(f"== {name} ({now_iso()}, load {loadavg()})", flush=True)
             started = now_iso()
             data = getattr(self, f"scenario_{name}")()
-            data.update({"started_at": started, "finished_at": now_iso()})
+            data.update({"started_at": started, "finished_at": now_iso(), "code": self.code})
             self.results["scenarios"][name] = data
             write_json(self.results_path, self.results)
         report.write_all(self.results, self.out_dir)
