@@ -14,16 +14,17 @@ from typing import Any
 from bench.common import GIB, MIB, RESULTS, median, percentile, write_json
 
 WAY_ORDER = [
-    "dagster_cli",
-    "dagster_cli_postgres",
-    "dagster_inprocess",
-    "bare",
-    "io_floor",
-    "duckdb",
-]
+    "dagster_cli", "dagster_cli_postgres", "dagster_cli_daily", "dagster_cli_pooled",
+    "dagster_cli_daily_pooled", "dagster_inprocess", "bare", "io_floor", "duckdb", "noop_1", "noop_8",
+]  # fmt: skip
 LABELS = {
     "dagster_cli": "Dagster CLI",
     "dagster_cli_postgres": "Dagster CLI, PostgreSQL instance",
+    "dagster_cli_daily": "CLI, snapshots apart + daily backfill",
+    "dagster_cli_pooled": "CLI, pooled SQLite event log",
+    "dagster_cli_daily_pooled": "CLI, both",
+    "noop_1": "1 no-op daily asset",
+    "noop_8": "8 no-op daily assets",
     "dagster_inprocess": "Dagster in-process",
     "bare": "bare script",
     "io_floor": "I/O floor (pyarrow)",
@@ -293,6 +294,20 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
         lines += ["", f"## The real year as one single-run backfill: {year['partitions']} partitions "
                   f"({year['window'][0]} .. {year['window'][1]})", ""]  # fmt: skip
         lines += _way_table(year["runs"])
+    floor = sc.get("dagster_floor")
+    if floor:
+        lines += ["", f"## Dagster alone: {floor['partitions']} partitions of assets that do nothing", "",
+                  "The same CLI backfill of daily assets that touch no data (`bench/noop_location.py`): "
+                  "what Dagster itself costs per asset and day, with the project's SQLite instance.", ""]  # fmt: skip
+        lines += _way_table(floor["runs"], base="noop_1", base_label="vs 1 asset")
+    exp = sc.get("experiments")
+    if exp:
+        lines += ["", f"## Experiments on the CLI's year backfill ({exp['partitions']} partitions)", "",
+                  "Two proposed fixes measured without changing the package: the unpartitioned "
+                  "snapshot assets in their own run before the daily backfill (two commands, both "
+                  "timed), and the event log of `bench/pooled_sqlite.py` (one SQLAlchemy engine per "
+                  "shard, `synchronous = NORMAL`).", ""]  # fmt: skip
+        lines += _way_table(exp["runs"], base="dagster_cli", base_label="vs today's CLI")
     inst = sc.get("instance_storage")
     if inst:
         lines += ["", f"## The CLI's backfill by instance storage: {inst['partitions']} partitions", "",
@@ -330,19 +345,31 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
     query = sc.get("query")
     if query:
         q = query["run"].get("inner", {})
-        d, p = q.get("samples_s", {}).get("duckdb", []), q.get("samples_s", {}).get("pandas", [])
+        samples = q.get("samples_s", {})
+        readers = {
+            "duckdb": "DuckDB `read_parquet` over the snapshot's files (the `delta_scan` stand-in)",
+            "duckdb_arrow_dataset": "DuckDB over delta-rs's Arrow dataset (`to_pyarrow_dataset`)",
+            "pandas": "pandas (`to_pandas(filters)` + groupby)",
+        }
+        unavailable = q.get("delta_extension_unavailable")
         lines += ["", "## Query latency over the feature table", "",
-                  f"Reader: {q.get('reader')}. DuckDB `delta_scan`: "
-                  + ("available." if not q.get("delta_extension_unavailable") else
-                     f"not available offline (`{q.get('delta_extension_unavailable')}`), so delta-rs "
-                     "opens the table and DuckDB queries its Arrow dataset.")
-                  + f" Table: {q.get('table_rows', 0):,} rows in {q.get('table_files')} files. Every "
-                  "query opens the table again.", "",
-                  "| reader | p50 (s) | p95 (s) | queries |", "|---|---:|---:|---:|",
-                  f"| DuckDB over the Delta snapshot | {_fmt(percentile(d, 50), 3)} | {_fmt(percentile(d, 95), 3)} | {len(d)} |",
-                  f"| pandas (`to_pandas(filters)` + groupby) | {_fmt(percentile(p, 50), 3)} | {_fmt(percentile(p, 95), 3)} | {len(p)} |",
-                  "", f"First query in a fresh process (DuckDB start-up included): {_fmt(q.get('first_query_s'), 3)} s.",
-                  "", "Queries: " + "; ".join(f"`{k}`: `{v}`" for k, v in q.get("queries", {}).items())]  # fmt: skip
+                  "DuckDB `delta_scan`: " + ("available, used." if not unavailable else
+                  f"not available offline (`{unavailable}`), so delta-rs opens the table (its log "
+                  "gives the snapshot's files) and DuckDB reads those Parquet files itself, as "
+                  "`delta_scan` would.")
+                  + f" Table: {q.get('table_rows', 0):,} rows in {q.get('table_files')} files (one per "
+                  "day). Every query opens the table again; the three readers alternate.", "",
+                  "| reader | p50 (s) | p95 (s) | queries |", "|---|---:|---:|---:|"]  # fmt: skip
+        for key, label in readers.items():
+            values = samples.get(key, [])
+            if values:
+                lines.append(
+                    f"| {label} | {_fmt(percentile(values, 50), 3)} | "
+                    f"{_fmt(percentile(values, 95), 3)} | {len(values)} |"
+                )
+        lines += ["", f"First query in a fresh process (DuckDB start-up included): "
+                  f"{_fmt(q.get('first_query_s'), 3)} s.", "",
+                  "Queries: " + "; ".join(f"`{k}`: `{v}`" for k, v in q.get("queries", {}).items())]  # fmt: skip
     imports = sc.get("imports")
     if imports:
         lines += [

@@ -8,6 +8,8 @@ Scenarios (each writes its measurements into ``bench.json`` as soon as it is don
   the DuckDB peer;
 - ``full_year``: the real 2013 flights, 365 partitions, as one single-run backfill, every way
   (2013-01-01..14 with --quick, without the in-process way);
+- ``dagster_floor``: the same backfill of daily assets that do nothing (1, and 8 like the pipeline):
+  what Dagster itself costs per partition (bench/noop_location.py);
 - ``linearity``: 1M, 4M and 16M flights in one day (12.5k, 50k, 200k with --quick), Dagster
   in-process and the bare script (in-process only with --quick); the partition scenario's runs are
   reused for its size; a run whose process tree passes the memory cap is killed and reported;
@@ -62,6 +64,11 @@ WAY_LABELS = {
     "io_floor": "I/O floor (pyarrow CSV -> Parquet)",
     "duckdb": "DuckDB SQL peer (writes Delta)",
     "dagster_cli_postgres": "Dagster CLI with the PostgreSQL instance (deploy/dagster.postgres.yaml)",
+    "dagster_cli_daily": "Dagster CLI: snapshots in their own run, then the daily assets",
+    "dagster_cli_pooled": "Dagster CLI with the pooled SQLite event log (bench/pooled_sqlite.py)",
+    "dagster_cli_daily_pooled": "both of the above",
+    "noop_1": "Dagster CLI, 1 daily asset that does nothing",
+    "noop_8": "Dagster CLI, 8 chained daily assets that do nothing",
 }
 
 
@@ -84,6 +91,18 @@ def snapshot(src: Path) -> Path:
     if (src / "deploy").is_dir():
         shutil.copytree(src / "deploy", dest / "deploy")
     return dest
+
+
+def asset_selections(src: Path) -> tuple[str, str]:
+    """The CLI selections of the snapshot (unpartitioned) assets and of the daily ones."""
+    import yaml
+
+    sources = yaml.safe_load((src / "dataeng_assets" / "sources" / "sources.yaml").read_text())
+    snapshots, daily = [], ["features/flight_delay", "quality/scorecard"]
+    for name, entry in sources["sources"].items():
+        keys = [f"raw/{name}", f"cleaned/{name}", f"quarantine/{name}"]
+        (daily if entry["partitioning"] == "daily" else snapshots).extend(keys)
+    return ",".join(snapshots), ",".join(daily)
 
 
 def postgres_env() -> dict[str, str]:
@@ -139,8 +158,9 @@ class Bench:
             "PYTHONHASHSEED": "0",
         }
 
-    def dagster_home(self, scenario: str, postgres: bool = False) -> Path:
-        home = self.work / scenario / ("dagster_home_postgres" if postgres else "dagster_home")
+    def dagster_home(self, scenario: str, postgres: bool = False, pooled: bool = False) -> Path:
+        name = "dagster_home" + ("_postgres" if postgres else "") + ("_pooled" if pooled else "")
+        home = self.work / scenario / name
         if not (home / "dagster.yaml").exists():
             home.mkdir(parents=True, exist_ok=True)
             config = (
@@ -149,6 +169,13 @@ class Bench:
                 else self.src / "dagster.yaml"
             )
             shutil.copy(config, home / "dagster.yaml")  # as `make` does
+            if pooled:  # the experiment of bench/pooled_sqlite.py
+                with open(home / "dagster.yaml", "a") as f:
+                    f.write(
+                        "\nevent_log_storage:\n  module: bench.pooled_sqlite\n"
+                        "  class: PooledSqliteEventLogStorage\n  config:\n"
+                        f"    base_dir: {home / 'history' / 'runs'}/\n"
+                    )
         return home
 
     def run_way(
@@ -160,12 +187,23 @@ class Bench:
         shutil.rmtree(lake, ignore_errors=True)
         lake.mkdir(parents=True)
         out = base / "result.json"
-        home = self.dagster_home(scenario, postgres=way == "dagster_cli_postgres")
+        home = self.dagster_home(
+            scenario, postgres=way == "dagster_cli_postgres", pooled="pooled" in way
+        )
         env = self.env(landing, lake, home)
         if way == "dagster_cli_postgres":
             env.update(postgres_env())
         span = ["--start", start.isoformat(), "--end", end.isoformat()]
-        if way in ("dagster_cli", "dagster_cli_postgres"):
+        if way.startswith("dagster_cli_daily"):
+            # Two commands, as a user would type them: the reference snapshots (unpartitioned) in
+            # their own run, then the daily assets as the single-run backfill.
+            snapshots, daily = asset_selections(self.src)
+            cli = f"{VENV_BIN / 'dagster'} asset materialize -m dataeng_assets.definitions"
+            span_arg = f"{start.isoformat()}...{end.isoformat()}"
+            cmd = ["/bin/sh", "-c", f"{cli} --select '{snapshots}' && "
+                   f"{cli} --select '{daily}' --partition-range {span_arg}"]  # fmt: skip
+            out_path = None
+        elif way.startswith("dagster_cli"):
             partition = (
                 ["--partition", start.isoformat()]
                 if start == end
@@ -173,6 +211,12 @@ class Bench:
             )
             cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-m",
                    "dataeng_assets.definitions", "--select", "*", *partition]  # fmt: skip
+            out_path = None
+        elif way.startswith("noop_"):
+            env["BENCH_NOOP_ASSETS"] = way.removeprefix("noop_")
+            cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-f",
+                   str(REPO / "bench" / "noop_location.py"), "--select", "*",
+                   "--partition-range", f"{start.isoformat()}...{end.isoformat()}"]  # fmt: skip
             out_path = None
         elif way == "dagster_inprocess":
             cmd = [PYTHON, "-m", "bench.inprocess", *span, "--out", str(out)]
@@ -280,6 +324,15 @@ class Bench:
         return {"window": [window[0].isoformat(), window[1].isoformat()],
                 "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
 
+    def scenario_dagster_floor(self) -> dict:
+        """Dagster alone: the same backfill of daily assets that do nothing (1 asset, and 8 like
+        the pipeline), through the CLI and the project's SQLite instance."""
+        window = TWO_WEEKS if self.quick else YEAR
+        landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
+        runs = self.alternate("dagster_floor", ["noop_1", "noop_8"], landing, window, "year")
+        return {"window": [window[0].isoformat(), window[1].isoformat()],
+                "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
+
     def scenario_linearity(self) -> dict:
         ways = ["dagster_inprocess"] if self.quick else ["dagster_inprocess", "bare"]
         sizes: dict[str, dict] = {}
@@ -312,6 +365,26 @@ class Bench:
         runs = self.alternate(
             "instance_storage", ["dagster_cli", "dagster_cli_postgres"], landing, window, "year"
         )
+        return {"window": [window[0].isoformat(), window[1].isoformat()],
+                "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
+
+    def scenario_experiments(self) -> dict:
+        """On request only: what two proposed fixes are worth on the year's CLI backfill.
+
+        ``dagster_cli_daily``: the snapshots in their own run, then only the daily assets in the
+        backfill (Dagster logs a planned event per day for every asset of a ranged run, the nine
+        unpartitioned ones included); ``dagster_cli_pooled``: the event log of
+        bench/pooled_sqlite.py; and both together.
+        """
+        window = TWO_WEEKS if self.quick else YEAR
+        landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
+        ways = [
+            "dagster_cli",
+            "dagster_cli_daily",
+            "dagster_cli_pooled",
+            "dagster_cli_daily_pooled",
+        ]
+        runs = self.alternate("experiments", ways, landing, window, "year")
         return {"window": [window[0].isoformat(), window[1].isoformat()],
                 "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
 
@@ -357,8 +430,9 @@ class Bench:
     def run(self, only: list[str]) -> None:
         self.code = code_state(self.src)
         self.started_at = now_iso()
-        scenarios = ["imports", "partition", "full_year", "linearity", "query", "file_to_feature"]
-        scenarios += [name for name in only if name == "instance_storage"]  # on request only
+        scenarios = ["imports", "partition", "full_year", "dagster_floor", "linearity", "query",
+                     "file_to_feature"]  # fmt: skip
+        scenarios += [n for n in only if n in ("instance_storage", "experiments")]  # on request
         self.results.update({
             "mode": "quick" if self.quick else "full",
             "machine": machine(),
