@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from dagster import AssetKey
 
-from dataeng_assets.checks import cleaned_check_results
+from dataeng_assets.checks import cleaned_results_by_day
 from dataeng_assets.landing.files import list_delivered, read_source_delivery
 from dataeng_assets.landing.replay import read_package_table, replay
 from dataeng_assets.sources import registry
@@ -115,12 +115,17 @@ def main() -> None:
                 "rows": len(raw),
                 "clean_table_s": _median_seconds(clean),
                 "checks_s": _median_seconds(
-                    lambda result=result: cleaned_check_results(
+                    lambda result=result, raw=raw, start=start, end=end: cleaned_results_by_day(
                         AssetKey(["cleaned", "flights"]),
                         result,
+                        raw,
                         contract,
                         list(source.natural_key),
                         references,
+                        [
+                            (start + dt.timedelta(days=i)).isoformat()
+                            for i in range((end - start).days + 1)
+                        ],
                     )
                 ),
                 "rows_quarantined": result.rows_quarantined,

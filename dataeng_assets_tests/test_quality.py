@@ -9,7 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.fs as pafs
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecord,
+    AssetCheckExecutionRecordStatus,
+)
 
 from dataeng_assets.assets.factory import build_source_assets
 from dataeng_assets.definitions import ALL_ASSETS
@@ -241,3 +246,49 @@ def test_each_partition_of_a_backfill_shows_its_own_accounting(tmp_path: Path) -
     assert first["day/rows_quarantined"].value == 0 and first["day/completeness"].value == 1.0
     assert second["day/rows_quarantined"].value == 1
     assert second["day/rows_out"].value == counts[end] - 1
+
+
+def test_each_partition_of_a_backfill_has_its_own_check_results(tmp_path: Path) -> None:
+    """A two-day run records every check once per day, on that day, against that day's rows."""
+    start, end = dt.date(2013, 1, 8), dt.date(2013, 1, 9)
+    landing = tmp_path / "landing"
+    replay(FS, str(landing), start, end)
+    plan = FaultPlan(kinds=("changed_type",), rate=0.001, seed=2, days=frozenset({end}))
+    replay(FS, str(landing), end, end, faults=plan)
+    instance = DagsterInstance.ephemeral()
+    resources = build_resources(local_settings(landing, tmp_path / "lake"))
+    selection = selection_of("flights", "airlines", "airports", "planes")
+    result = run_window(resources, start, end, selection, instance)
+    assert result.success
+    storage = instance.event_log_storage
+    cleaned = AssetKey(["cleaned", "flights"])
+
+    def latest(asset: AssetKey, name: str, day: dt.date) -> AssetCheckExecutionRecord:
+        records = storage.get_asset_check_execution_history(
+            AssetCheckKey(asset, name),
+            limit=5,
+            partition_filter=PartitionKeyFilter(key=day.isoformat()),
+        )
+        assert len(records) == 1, f"{asset.to_user_string()} {name} {day}: {records}"
+        return records[0]
+
+    counts = expected_daily_counts(start, end)
+    for day in (start, end):
+        accounting = latest(cleaned, "row_accounting", day)
+        assert accounting.status == AssetCheckExecutionRecordStatus.SUCCEEDED
+        metadata = accounting.evaluation.metadata
+        assert metadata["rows_in"].value == counts[day]  # that day's rows, not the window's
+        assert metadata["rows_quarantined"].value == (1 if day == end else 0)
+        assert accounting.evaluation.blocking is True
+        assert latest(AssetKey(["raw", "flights"]), "files_readable", day).evaluation.passed
+    # The bad row is the second day's: only that day misses the quarantine-rate target.
+    assert latest(cleaned, "quarantine_rate", start).evaluation.passed
+    bad_day = latest(cleaned, "quarantine_rate", end)
+    assert not bad_day.evaluation.passed
+    assert bad_day.evaluation.metadata["rows_quarantined"].value == 1
+    # Nothing was recorded without a day.
+    assert not storage.get_asset_check_execution_history(
+        AssetCheckKey(cleaned, "row_accounting"),
+        limit=5,
+        partition_filter=PartitionKeyFilter(key=None),
+    )

@@ -28,7 +28,9 @@ from dataeng_assets.assets.metadata import column_schema, quarantine_schema
 from dataeng_assets.checks import (
     build_cleaned_check_specs,
     build_raw_check_specs,
-    cleaned_check_results,
+    check_events,
+    cleaned_results,
+    cleaned_results_by_day,
     raw_check_results,
 )
 from dataeng_assets.contracts import partition_column, platform_columns
@@ -87,7 +89,7 @@ def build_raw_asset(source: Source) -> AssetsDefinition:
         code_version=code_version(repr(source), contract.source_text),
         retry_policy=IO_RETRY,
         pool=table_pool(key),
-        check_specs=build_raw_check_specs(key),
+        check_specs=build_raw_check_specs(key, DAILY_2013 if source.is_daily else None),
         metadata={
             "dagster/column_schema": column_schema(schema_columns, with_lineage=False),
             "source/landing": f"{source.landing}.{EXTENSIONS[source.format]}",
@@ -130,7 +132,13 @@ def build_raw_asset(source: Source) -> AssetsDefinition:
                 "files": MetadataValue.json([f.relative_path for _, f in files][:50]),
             },
         )
-        yield from raw_check_results(key, delivery)
+        by_day: dict[str | None, list[SourceDelivery]] = {}
+        for (day, _), one in zip(files, deliveries, strict=True):
+            by_day.setdefault(day.isoformat() if day else None, []).append(one)
+        yield from check_events(
+            context,
+            {day: raw_check_results(key, _merge_deliveries(ds)) for day, ds in by_day.items()},
+        )
 
     return raw_asset
 
@@ -190,7 +198,7 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
         },
         partitions_def=partitions,
         backfill_policy=SINGLE_RUN_BACKFILL,
-        check_specs=build_cleaned_check_specs(cleaned_key),
+        check_specs=build_cleaned_check_specs(cleaned_key, partitions),
         pool=table_pool(cleaned_key),
     )
     def cleaned_assets(
@@ -212,7 +220,7 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
         except ContractViolation as error:
             raise Failure(description=str(error), allow_retries=False) from error
         quarantine = result.quarantine.assign(
-            run_id=context.run_id, quarantined_at=pd.Timestamp.now(tz="UTC").as_unit("us")
+            run_id=context.run.run_id, quarantined_at=pd.Timestamp.now(tz="UTC").as_unit("us")
         )
         counts = {
             "rows_in": result.rows_in,
@@ -228,8 +236,14 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
             metadata={**counts, "broken_rules": MetadataValue.json(result.rule_counts)},
         )
         yield Output(quarantine, output_name="quarantine", metadata=counts)
-        yield from cleaned_check_results(
-            cleaned_key, result, contract, list(source.natural_key), frames
+        natural_key = list(source.natural_key)
+        yield from check_events(
+            context,
+            cleaned_results_by_day(
+                cleaned_key, result, raw, contract, natural_key, frames, context.partition_keys
+            )
+            if source.is_daily
+            else {None: cleaned_results(cleaned_key, result, contract, natural_key, frames)},
         )
 
     return cleaned_assets

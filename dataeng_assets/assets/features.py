@@ -5,7 +5,6 @@ from collections.abc import Iterator
 
 import pandas as pd
 from dagster import (
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
@@ -18,7 +17,7 @@ from dagster import (
 from dataeng_assets.assets import CLEANED, FEATURES, IO_MANAGER_KEY
 from dataeng_assets.assets.factory import DAILY_FRESHNESS, code_version
 from dataeng_assets.assets.metadata import column_schema
-from dataeng_assets.checks import SCHEMA, schema_check_result
+from dataeng_assets.checks import SCHEMA, check_events, check_spec, schema_results_by_day
 from dataeng_assets.contracts import load_contract
 from dataeng_assets.partitions import DAILY_2013, SINGLE_RUN_BACKFILL
 from dataeng_assets.storage.pools import table_pool
@@ -56,9 +55,10 @@ _FLIGHTS_WITH_HISTORY = TimeWindowPartitionMapping(
     freshness_policy=DAILY_FRESHNESS,
     pool=table_pool(FLIGHT_DELAY_KEY),
     check_specs=[
-        AssetCheckSpec(
+        check_spec(
             SCHEMA,
             asset=FLIGHT_DELAY_KEY,
+            partitions_def=DAILY_2013,
             blocking=True,
             description="Columns, types and nullability are as the feature contract says.",
         )
@@ -93,4 +93,9 @@ def flight_delay(
             "plane_age_missing": int(frame["plane_age"].isna().sum()),
         },
     )
-    yield schema_check_result(FLIGHT_DELAY_KEY, FLIGHT_DELAY_CONTRACT, frame)
+    yield from check_events(
+        context,
+        schema_results_by_day(
+            FLIGHT_DELAY_KEY, FLIGHT_DELAY_CONTRACT, frame, context.partition_keys
+        ),
+    )

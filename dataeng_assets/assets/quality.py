@@ -7,7 +7,6 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
@@ -22,6 +21,7 @@ from dagster import (
 
 from dataeng_assets.assets import CLEANED, IO_MANAGER_KEY, QUALITY, QUARANTINE, RAW
 from dataeng_assets.assets.factory import code_version, window_days
+from dataeng_assets.checks import check_events, check_spec
 from dataeng_assets.partitions import DAILY_2013, SINGLE_RUN_BACKFILL
 from dataeng_assets.sources import Source
 from dataeng_assets.storage.pools import table_pool
@@ -104,16 +104,16 @@ def build_scorecard_asset(sources: list[Source]) -> AssetsDefinition:
         spec
         for source in daily
         for spec in (
-            AssetCheckSpec(
-                drift_check_name(source), asset=SCORECARD_KEY,
+            check_spec(
+                drift_check_name(source), asset=SCORECARD_KEY, partitions_def=DAILY_2013,
                 description=(
                     f"{source.name}: each day's volume within {quality.VOLUME_RATIO_BOUNDS} of the same "
                     f"weekday over the 4 weeks before, and KS < {quality.KS_THRESHOLD} for "
                     f"{', '.join(source.drift_columns) or 'no column'} against the 28 days before."
                 ),
             ),
-            AssetCheckSpec(
-                slo_check_name(source), asset=SCORECARD_KEY,
+            check_spec(
+                slo_check_name(source), asset=SCORECARD_KEY, partitions_def=DAILY_2013,
                 description=(
                     f"{source.name}: every day meets completeness {quality.COMPLETENESS_TARGET:.1%}, "
                     f"accuracy {quality.ACCURACY_TARGET:.1%}, no schema violation, and lands in cleaned "
@@ -140,7 +140,8 @@ def build_scorecard_asset(sources: list[Source]) -> AssetsDefinition:
     def scorecard(context: AssetExecutionContext, **tables: pd.DataFrame) -> Iterator:
         """Per table and day: completeness, accuracy, timeliness, consistency and a quality score."""
         days = window_days(context)
-        cards, checks = [], []
+        cards = []
+        checks: dict[str | None, list[AssetCheckResult]] = {day.isoformat(): [] for day in days}
         for source in daily:
             cleaned_with_history = tables[f"cleaned_{source.name}"]
             cleaned = cleaned_with_history[cleaned_with_history["date"].isin(days)]
@@ -152,8 +153,12 @@ def build_scorecard_asset(sources: list[Source]) -> AssetsDefinition:
                 days,
             )
             cards.append(card)
-            checks.append(_slo_result(source, card))
-            checks.append(_drift_result(source, cleaned_with_history, days))
+            drift = quality.drift_report(cleaned_with_history, days, list(source.drift_columns))
+            for day in days:
+                checks[day.isoformat()] += [
+                    _slo_result(source, card[card["date"] == day]),
+                    _drift_result(source, drift[drift["date"] == day]),
+                ]
         frame = pd.concat(cards, ignore_index=True)
         metadata: dict = {"rows_out": len(frame)}
         for source in daily:
@@ -163,7 +168,7 @@ def build_scorecard_asset(sources: list[Source]) -> AssetsDefinition:
             metadata[f"{source.name}/completeness"] = float(mine["completeness"].min())
             metadata[f"{source.name}/accuracy"] = float(mine["accuracy"].min())
         yield Output(frame, metadata=metadata)
-        yield from checks
+        yield from check_events(context, checks)
 
     return scorecard
 
@@ -191,8 +196,7 @@ def _slo_result(source: Source, card: pd.DataFrame) -> AssetCheckResult:
     )
 
 
-def _drift_result(source: Source, frame: pd.DataFrame, days: list) -> AssetCheckResult:
-    report = quality.drift_report(frame, days, list(source.drift_columns))
+def _drift_result(source: Source, report: pd.DataFrame) -> AssetCheckResult:
     ks_columns = [c for c in report.columns if c.startswith("ks_")]
     low, high = quality.VOLUME_RATIO_BOUNDS
     volume_off = report["volume_ratio"].notna() & ~report["volume_ratio"].between(low, high)

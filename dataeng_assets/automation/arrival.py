@@ -69,10 +69,9 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 ARRIVAL = "arrival"
 # Per tick at most this many changed partitions are hashed and requested; the rest wait a tick.
 MAX_PARTITIONS_PER_TICK = 100
-# Days per ingestion run. The assets take any window (a month is one run), but Dagster 1.13 records
-# an inline asset-check result of a multi-day run without a partition, and the partitioned blocking
-# checks then never count as passed for those days: Declarative Automation would hold cleaned and
-# features back. One day per run keeps every check on its day.
+# Days per ingestion run. The assets take any window (a month is one run) and record each day's check
+# results on that day, but a failed blocking check fails its step, and everything downstream of it
+# in the run, for every day of the run. One day per run keeps each day's fate its own.
 DAYS_PER_RUN = 1
 _LISTED_IN_ALERT = 20
 

@@ -442,6 +442,8 @@ def clean_table(
         _source_file=raw.loc[every["row"], "_source_file"].to_numpy(),
         _source_row=raw.loc[every["row"], "_source_row"].to_numpy(),
     )
+    if PARTITION_COLUMN in raw:  # each violation's day, for the checks of that day
+        detail[PARTITION_COLUMN] = raw.loc[every["row"], PARTITION_COLUMN].to_numpy()
     if len(failing):
         raise ContractViolation(contract.name, detail[detail["action"] == "fail"])
 
