@@ -134,7 +134,32 @@ query RunEvents($runId: ID!, $afterCursor: String) {
 }
 """
 
+# What the asset's Checks tab shows per partition: each check's status by range of days.
+CHECK_PARTITIONS_QUERY = """
+query CheckPartitions($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    __typename
+    ... on AssetNode {
+      assetChecksOrError {
+        __typename
+        ... on AssetChecks {
+          checks {
+            name
+            blocking
+            partitionStatuses {
+              __typename
+              ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
 GRAPHQL_DOCUMENTS = {
+    "CHECK_PARTITIONS_QUERY": CHECK_PARTITIONS_QUERY,
     "LAUNCH_PARTITION_BACKFILL_MUTATION": LAUNCH_PARTITION_BACKFILL_MUTATION,
     "WORKSPACE_QUERY": WORKSPACE_QUERY,
     "BACKFILL_QUERY": BACKFILL_QUERY,
@@ -252,6 +277,19 @@ class DagsterDev:
                 f"backfill {backfill_id} did not succeed\n" + self.describe_backfill(backfill)
             )
         return backfill
+
+    def check_partition_statuses(self, asset_key: list[str]) -> dict[str, list[dict[str, str]]]:
+        """Per check of the asset: its status ranges by partition, as the UI receives them."""
+        node = self.graphql(CHECK_PARTITIONS_QUERY, {"assetKey": {"path": asset_key}})[
+            "assetNodeOrError"
+        ]
+        checks = node.get("assetChecksOrError", {})
+        if checks.get("__typename") != "AssetChecks":
+            raise DagsterDevError(f"checks of {asset_key}: {json.dumps(node, indent=1)}")
+        return {
+            check["name"]: (check["partitionStatuses"] or {}).get("ranges", [])
+            for check in checks["checks"]
+        }
 
     def run_error_events(self, run_id: str) -> list[dict[str, Any]]:
         """The run's events that carry an error or are logged at ERROR/CRITICAL level."""

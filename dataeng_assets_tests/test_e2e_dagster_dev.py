@@ -126,5 +126,12 @@ def test_backfill_through_graphql_materializes_exactly_the_requested_days(
     quarantine = read_table(str(dagster_dev.lake.joinpath(*ASSETS[2])))
     assert not quarantine["date"].isin(expected).any()  # the real days are clean
 
+    # The UI shows every check on every backfilled day, though the three days were one run.
+    statuses = dagster_dev.check_partition_statuses(["cleaned", "flights"])
+    assert "row_accounting" in statuses and "key_unique" in statuses, statuses
+    for name, ranges in statuses.items():
+        succeeded = [(r["startKey"], r["endKey"]) for r in ranges if r["status"] == "SUCCEEDED"]
+        assert (days[0], days[-1]) in succeeded, f"{name}: {ranges}"
+
     # Run workers are in the group too; still nothing beyond loopback.
     _assert_loopback_only(dagster_dev)
