@@ -6,12 +6,17 @@
 quarantine of two sources, features, the scorecard) chained one after another, with the pipeline's
 partitions and backfill policy. Each returns a ``MaterializeResult`` and touches no data, so what is
 left is the run: planning, one planned and one materialization event per asset and day, the instance.
+``BENCH_NOOP_CHECKS`` (default 0; the pipeline has 29) daily checks, spread over the assets, each
+recorded once per day through the pipeline's own ``checks.check_events``: one more event per check
+and day.
 """
 
 import os
 
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
+    AssetKey,
     BackfillPolicy,
     DailyPartitionsDefinition,
     Definitions,
@@ -20,22 +25,31 @@ from dagster import (
     in_process_executor,
 )
 
+from dataeng_assets.checks import check_events, check_spec
+
 DAILY_2013 = DailyPartitionsDefinition(
     start_date="2013-01-01", end_date="2014-01-01", timezone="America/New_York"
 )
 COUNT = int(os.environ.get("BENCH_NOOP_ASSETS", "8"))
+CHECKS = int(os.environ.get("BENCH_NOOP_CHECKS", "0"))
 
 
 def _build(index: int):
+    key = AssetKey(f"noop_{index}")
+    names = [f"check_{c}" for c in range(CHECKS) if c % COUNT == index]
+
     @asset(
-        name=f"noop_{index}",
+        key=key,
         deps=[f"noop_{index - 1}"] if index else [],
         partitions_def=DAILY_2013,
         backfill_policy=BackfillPolicy.single_run(),
+        check_specs=[check_spec(n, asset=key, partitions_def=DAILY_2013) for n in names],
     )
-    def noop(context: AssetExecutionContext) -> MaterializeResult:
+    def noop(context: AssetExecutionContext):
         context.partition_time_window  # noqa: B018  (what a real asset reads)
-        return MaterializeResult()
+        yield MaterializeResult()
+        passed = [AssetCheckResult(asset_key=key, check_name=n, passed=True) for n in names]
+        yield from check_events(context, {day: passed for day in context.partition_keys})
 
     return noop
 
