@@ -142,7 +142,8 @@ class Bench:
         self.linearity_rows = (
             [50_000, 200_000] if self.quick else [1_000_000, 4_000_000, 16_000_000]
         )
-        self.warmup = not self.quick
+        self.warmup = not self.quick and args.warmup
+        self.skip_ways: set[str] = set(args.skip_ways)
         self.memory_cap = int(min(0.7 * psutil.virtual_memory().available, 16 * GIB))
         self.results: dict[str, Any] = {}
         if self.results_path.exists():
@@ -320,6 +321,7 @@ class Bench:
         window = TWO_WEEKS if self.quick else YEAR
         landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
         ways = [w for w in ALL_WAYS if not (self.quick and w == "dagster_inprocess")]
+        ways = [w for w in ways if w not in self.skip_ways]
         runs = self.alternate("full_year", ways, landing, window, "year")
         return {"window": [window[0].isoformat(), window[1].isoformat()],
                 "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
@@ -466,6 +468,18 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         default=REPO,
         help="the tree whose dataeng_assets is measured (default: this repo)",
+    )
+    parser.add_argument(
+        "--no-warmup",
+        dest="warmup",
+        action="store_false",
+        help="no untimed warm-up round (full mode has one by default)",
+    )
+    parser.add_argument(
+        "--skip-ways",
+        nargs="*",
+        default=[],
+        help="ways the year's backfill leaves out, e.g. dagster_inprocess",
     )
     parser.add_argument("--no-snapshot", dest="snapshot", action="store_false",
                         help="measure --src in place instead of a copy taken at the start")  # fmt: skip
