@@ -384,8 +384,12 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
                 f"| `{name}` | {med(walls(rs)):.2f} | {med([r['peak_rss_mib'] for r in ok_runs(rs)]):.0f} |"
             )
     ftf = sc.get("file_to_feature")
-    if ftf is not None and ftf.get("value") is None:
+    if ftf is not None:
         lines += ["", "## Landed file to feature partition", "", ftf.get("note", "")]
+        samples = (ftf.get("run", {}).get("inner") or {}).get("samples_s")
+        if samples:
+            lines += ["", "Samples (s): " + ", ".join(f"{x:.1f}" for x in samples) + ". Details: "
+                      "`bench/results/file_to_feature.json`; the analysis: docs/operations.md."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
