@@ -20,7 +20,7 @@ Method: within a scenario the ways alternate (A B C A B C ..., the order rotated
 untimed warm-up round; no warm-up with --quick), each run a fresh child process on a fresh lake, and
 figures are medians of ``--reps`` (5) runs; ratios are medians of the per-round ratios (side by side
 in time). Every run records the load average before and after. The package is measured from a copy
-taken at the start (``--no-snapshot`` to measure the tree in place). Full mode takes about two hours
+taken at the start (``--no-snapshot`` to measure the tree in place). Full mode takes about three hours
 on 2 cores; --quick about five minutes.
 """
 
