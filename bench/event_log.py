@@ -52,23 +52,6 @@ VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
-def _fresh_postgres(name: str) -> dict[str, str]:
-    import psycopg2
-
-    env = postgres_env()
-    env["DAGSTER_PG_DB"] = f"bench_event_log_{name}"
-    connection = psycopg2.connect(
-        host=env["DAGSTER_PG_HOST"], port=env["DAGSTER_PG_PORT"], user=env["DAGSTER_PG_USER"],
-        password=env["DAGSTER_PG_PASSWORD"] or None, dbname="postgres",
-    )  # fmt: skip
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{env["DAGSTER_PG_DB"]}"')
-        cursor.execute(f'CREATE DATABASE "{env["DAGSTER_PG_DB"]}"')
-    connection.close()
-    return env
-
-
 def run_variant(name: str, days: int, rnd: int) -> dict:
     config, settings = VARIANTS[name]
     work = WORK / "event_log" / name
@@ -84,7 +67,7 @@ def run_variant(name: str, days: int, rnd: int) -> dict:
         **settings,
     }
     if "postgres" in name:
-        env.update(_fresh_postgres(name))
+        env.update(postgres_env(f"bench_event_log_{name}", fresh=True))
     start = dt.date(2013, 1, 1)
     end = start + dt.timedelta(days=days - 1)
     cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-f",

@@ -117,15 +117,16 @@ def file_to_feature_scenario(run: dict) -> dict:
     return {"run": run, "value": result.get("p50_s"), "note": note}
 
 
-def postgres_env() -> dict[str, str]:
+def postgres_env(database: str | None = None, fresh: bool = False) -> dict[str, str]:
     """DAGSTER_PG_* for deploy/dagster.postgres.yaml: the environment's, else a local server's
-    ``bench_dagster`` database (created when missing; nothing else on the server is touched)."""
+    ``bench_dagster`` database (or ``database``), created when missing, dropped first when
+    ``fresh``; nothing else on the server is touched."""
     env = {
         "DAGSTER_PG_HOST": os.environ.get("DAGSTER_PG_HOST", "127.0.0.1"),
         "DAGSTER_PG_PORT": os.environ.get("DAGSTER_PG_PORT", "5432"),
         "DAGSTER_PG_USER": os.environ.get("DAGSTER_PG_USER", "postgres"),
         "DAGSTER_PG_PASSWORD": os.environ.get("DAGSTER_PG_PASSWORD", ""),
-        "DAGSTER_PG_DB": os.environ.get("DAGSTER_PG_DB", "bench_dagster"),
+        "DAGSTER_PG_DB": database or os.environ.get("DAGSTER_PG_DB", "bench_dagster"),
     }
     import psycopg2
 
@@ -135,6 +136,8 @@ def postgres_env() -> dict[str, str]:
     )  # fmt: skip
     connection.autocommit = True
     with connection.cursor() as cursor:
+        if fresh:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{env["DAGSTER_PG_DB"]}"')
         cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (env["DAGSTER_PG_DB"],))
         if cursor.fetchone() is None:
             cursor.execute(f'CREATE DATABASE "{env["DAGSTER_PG_DB"]}"')

@@ -227,17 +227,29 @@ def test_contiguous_ranges() -> None:
     ]
 
 
-def test_each_partition_of_a_backfill_shows_its_own_accounting(tmp_path: Path) -> None:
-    start, end = dt.date(2013, 1, 8), dt.date(2013, 1, 9)
-    landing = tmp_path / "landing"
+BACKFILL_START, BACKFILL_END = dt.date(2013, 1, 8), dt.date(2013, 1, 9)
+
+
+@pytest.fixture(scope="module")
+def two_day_backfill(tmp_path_factory: pytest.TempPathFactory) -> DagsterInstance:
+    """Flights of 2013-01-08..09 in one run, with one bad row on the second day only."""
+    start, end = BACKFILL_START, BACKFILL_END
+    work = tmp_path_factory.mktemp("two_day_backfill")
+    landing = work / "landing"
     replay(FS, str(landing), start, end)
-    # One bad row on the second day only.
     plan = FaultPlan(kinds=("changed_type",), rate=0.001, seed=2, days=frozenset({end}))
     replay(FS, str(landing), end, end, faults=plan)
     instance = DagsterInstance.ephemeral()
-    resources = build_resources(local_settings(landing, tmp_path / "lake"))
+    resources = build_resources(local_settings(landing, work / "lake"))
     selection = selection_of("flights", "airlines", "airports", "planes")
     assert run_window(resources, start, end, selection, instance).success
+    return instance
+
+
+def test_each_partition_of_a_backfill_shows_its_own_accounting(
+    two_day_backfill: DagsterInstance,
+) -> None:
+    start, end, instance = BACKFILL_START, BACKFILL_END, two_day_backfill
     events = instance.fetch_materializations(AssetKey(["cleaned", "flights"]), limit=10).records
     by_day = {e.partition_key: e.asset_materialization.metadata for e in events}
     counts = expected_daily_counts(start, end)
@@ -248,18 +260,11 @@ def test_each_partition_of_a_backfill_shows_its_own_accounting(tmp_path: Path) -
     assert second["day/rows_out"].value == counts[end] - 1
 
 
-def test_each_partition_of_a_backfill_has_its_own_check_results(tmp_path: Path) -> None:
+def test_each_partition_of_a_backfill_has_its_own_check_results(
+    two_day_backfill: DagsterInstance,
+) -> None:
     """A two-day run records every check once per day, on that day, against that day's rows."""
-    start, end = dt.date(2013, 1, 8), dt.date(2013, 1, 9)
-    landing = tmp_path / "landing"
-    replay(FS, str(landing), start, end)
-    plan = FaultPlan(kinds=("changed_type",), rate=0.001, seed=2, days=frozenset({end}))
-    replay(FS, str(landing), end, end, faults=plan)
-    instance = DagsterInstance.ephemeral()
-    resources = build_resources(local_settings(landing, tmp_path / "lake"))
-    selection = selection_of("flights", "airlines", "airports", "planes")
-    result = run_window(resources, start, end, selection, instance)
-    assert result.success
+    start, end, instance = BACKFILL_START, BACKFILL_END, two_day_backfill
     storage = instance.event_log_storage
     cleaned = AssetKey(["cleaned", "flights"])
 
