@@ -132,6 +132,30 @@ def test_a_late_correction_flows_through_its_historical_partition_unless_blocked
         assert "2013-03-14" not in third.get_requested_partitions(CLEANED_FLIGHTS)
 
 
+def test_after_a_multi_day_run_with_one_bad_day_the_good_days_flow_on(tmp_path: Path) -> None:
+    """Checks are recorded per day: a day that passed is not held back by a bad day of its run."""
+    start, end = dt.date(2013, 3, 14), dt.date(2013, 3, 15)
+    landing = tmp_path / "landing"
+    replay(pafs.LocalFileSystem(), str(landing), start, end)
+    resources = build_resources(local_settings(landing, tmp_path / "lake"))
+    ours = Definitions(assets=automate_assets(ALL_ASSETS), resources=resources)
+    with DagsterInstance.ephemeral() as instance:
+        assert run_window(resources, start, end, instance=instance)
+        first = evaluate_automation_conditions(defs=ours, instance=instance)
+
+        # Both days are delivered again in one two-day run: March 15 corrected, March 14 broken.
+        day = landing / "flights" / "2013-03-15.csv"
+        day.write_bytes(day.read_bytes().rsplit(b"\n", 2)[0] + b"\n")
+        (landing / "flights" / "2013-03-14.csv").write_bytes(b"")
+        failed = run_window(
+            resources, start, end, "key:raw/flights", instance=instance, raise_on_error=False
+        )
+        assert not failed.success  # March 14's blocking files_readable check failed
+
+        second = evaluate_automation_conditions(defs=ours, instance=instance, cursor=first.cursor)
+        assert second.get_requested_partitions(CLEANED_FLIGHTS) == {"2013-03-15"}
+
+
 def test_each_table_is_written_by_an_op_in_its_own_pool() -> None:
     repository = defs.get_repository_def()
     pools = {}
