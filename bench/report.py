@@ -294,26 +294,26 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
         lines += ["", f"## The real year as one single-run backfill: {year['partitions']} partitions "
                   f"({year['window'][0]} .. {year['window'][1]})", ""]  # fmt: skip
         lines += _way_table(year["runs"])
-    floor = sc.get("dagster_floor")
-    if floor:
-        lines += ["", f"## Dagster alone: {floor['partitions']} partitions of assets that do nothing", "",
-                  "The same CLI backfill of daily assets that touch no data (`bench/noop_location.py`): "
-                  "what Dagster itself costs per asset and day, with the project's SQLite instance.", ""]  # fmt: skip
-        lines += _way_table(floor["runs"], base="noop_1", base_label="vs 1 asset")
-    exp = sc.get("experiments")
-    if exp:
-        lines += ["", f"## Experiments on the CLI's year backfill ({exp['partitions']} partitions)", "",
-                  "Two proposed fixes measured without changing the package: the unpartitioned "
-                  "snapshot assets in their own run before the daily backfill (two commands, both "
-                  "timed), and the event log of `bench/pooled_sqlite.py` (one SQLAlchemy engine per "
-                  "shard, `synchronous = NORMAL`).", ""]  # fmt: skip
-        lines += _way_table(exp["runs"], base="dagster_cli", base_label="vs today's CLI")
-    inst = sc.get("instance_storage")
-    if inst:
-        lines += ["", f"## The CLI's backfill by instance storage: {inst['partitions']} partitions", "",
-                  "Same run, same lake; only `$DAGSTER_HOME/dagster.yaml` differs (the project's SQLite "
-                  "config, or `deploy/dagster.postgres.yaml` against a local PostgreSQL 15).", ""]  # fmt: skip
-        lines += _way_table(inst["runs"], base="dagster_cli", base_label="vs SQLite")
+    sections = [
+        ("dagster_floor", "Dagster alone: {partitions} partitions of assets that do nothing",
+         "The same CLI backfill of daily assets that touch no data (`bench/noop_location.py`): "
+         "what Dagster itself costs per asset and day, with the project's SQLite instance.",
+         "noop_1", "vs 1 asset"),
+        ("experiments", "Experiments on the CLI's year backfill ({partitions} partitions)",
+         "Two proposed fixes measured without changing the package: the unpartitioned "
+         "snapshot assets in their own run before the daily backfill (two commands, both "
+         "timed), and the event log of `bench/pooled_sqlite.py` (one SQLAlchemy engine per "
+         "shard, `synchronous = NORMAL`).", "dagster_cli", "vs today's CLI"),
+        ("instance_storage", "The CLI's backfill by instance storage: {partitions} partitions",
+         "Same run, same lake; only `$DAGSTER_HOME/dagster.yaml` differs (the project's SQLite "
+         "config, or `deploy/dagster.postgres.yaml` against a local PostgreSQL 15).",
+         "dagster_cli", "vs SQLite"),
+    ]  # fmt: skip
+    for name, title, text, base, base_label in sections:
+        data = sc.get(name)
+        if data:
+            lines += ["", "## " + title.format(partitions=data["partitions"]), "", text, ""]
+            lines += _way_table(data["runs"], base=base, base_label=base_label)
     lin = sc.get("linearity")
     if lin:
         lines += ["", "## Linearity and memory", "",

@@ -206,12 +206,11 @@ def schema_failures_by_day(
 def schema_results_by_day(
     key: AssetKey | None, contract: Contract, frame: pd.DataFrame, days: Sequence[str]
 ) -> dict[str, list[AssetCheckResult]]:
-    failures = schema_failures(contract, frame.reset_index(drop=True))
+    frame = frame.reset_index(drop=True)  # failure cases name rows by position
+    failures = schema_failures_by_day(schema_failures(contract, frame), frame, days)
     return {
         day: [schema_check_result(key, contract, failures=day_failures)]
-        for day, day_failures in schema_failures_by_day(
-            failures, frame.reset_index(drop=True), days
-        ).items()
+        for day, day_failures in failures.items()
     }
 
 
