@@ -17,13 +17,14 @@ import pyarrow.fs as pafs
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from dataeng_assets.automation import arrival_sensor_names
 from dataeng_assets.landing.replay import replay
 from dataeng_assets.sources import registry
 from dataeng_assets_tests.dagster_dev import DagsterDev, DagsterDevError
 
 LOCATION = "dataeng_assets"
 REPOSITORY = "__repository__"
-ARRIVAL_SENSORS = [f"{name}_arrival" for name in registry()]
+ARRIVAL_SENSORS = arrival_sensor_names(registry().values())
 AUTOMATION_SENSOR = "downstream_automation"
 ALERT_SENSOR = "alerts"
 TICK_DONE = {"SUCCESS", "SKIPPED", "FAILURE"}

@@ -19,7 +19,7 @@ from dagster import (
 
 from dataeng_assets.automation.alerts import AlertChannels
 from dataeng_assets.automation.arrival import build_arrival_sensor, build_ingest_job
-from dataeng_assets.automation.breaker import SOURCE_TAG, BreakerPolicy, breaker_state
+from dataeng_assets.automation.breaker import BreakerPolicy, breaker_state, source_tags
 from dataeng_assets.definitions import ALL_ASSETS
 from dataeng_assets.landing.replay import replay
 from dataeng_assets.resources import build_resources
@@ -42,7 +42,7 @@ def ingest(context: OpExecutionContext, config: IngestConfig) -> None:
         raise Failure("the landing zone answered 503", allow_retries=False)
 
 
-@job(tags={SOURCE_TAG: "flights"})
+@job(tags=source_tags(["flights"]))
 def flights_ingestion() -> None:
     """Stands for the flights ingestion: runs tagged with the source, as the real job's are."""
     ingest()
@@ -70,7 +70,7 @@ def test_the_breaker_follows_the_run_history() -> None:
         # After the cool-down: half-open, one run may test the source.
         assert breaker_state(instance, "flights", HOUR, state.retry_at + 1).status == "half_open"
         # That test run in flight: nothing else until it ends.
-        instance.create_run_for_job(flights_ingestion, tags={SOURCE_TAG: "flights"})
+        instance.create_run_for_job(flights_ingestion, tags=source_tags(["flights"]))
         assert breaker_state(instance, "flights", HOUR, state.retry_at + 1).status == "probing"
         # Another source is not affected.
         assert breaker_state(instance, "weather", HOUR, now).status == "closed"
@@ -120,7 +120,7 @@ def test_an_open_breaker_stops_requests_alerts_once_and_loses_no_file(tmp_path: 
         # After the cool-down one partition tests the source; the others wait.
         (probe,) = tick(NO_COOLDOWN).run_requests
         assert probe.partition_key == "2013-01-01"
-        instance.create_run_for_job(flights_ingestion, tags={SOURCE_TAG: "flights"})
+        instance.create_run_for_job(flights_ingestion, tags=source_tags(["flights"]))
         assert "waiting for the test run" in tick(NO_COOLDOWN).skip_message
 
         # The test run succeeds: closed, a note, and the files that waited are requested.

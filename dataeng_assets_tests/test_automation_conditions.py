@@ -52,9 +52,7 @@ def test_everything_downstream_of_raw_is_automated_and_on_by_default() -> None:
         assert sensor.default_status == DefaultSensorStatus.RUNNING, sensor.name
     assert repository.has_sensor_def(AUTOMATION_SENSOR)
     names = {s.name for s in repository.sensor_defs}
-    assert {
-        f"{s}_arrival" for s in ("flights", "weather", "airlines", "airports", "planes")
-    } <= names
+    assert {"daily_arrival", "airlines_arrival", "airports_arrival", "planes_arrival"} <= names
     assert "alerts" in names
 
 

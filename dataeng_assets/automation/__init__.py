@@ -21,8 +21,17 @@ from dagster import (
 
 from dataeng_assets.automation.alert_sensor import build_alert_sensor
 from dataeng_assets.automation.alerts import AlertChannels
-from dataeng_assets.automation.arrival import build_arrival_sensor, build_ingest_job
+from dataeng_assets.automation.arrival import (
+    arrival_sensor_name,
+    build_arrival_sensor,
+    build_ingest_job,
+)
 from dataeng_assets.automation.conditions import DOWNSTREAM_CONDITION, automate_assets
+from dataeng_assets.automation.daily_arrival import (
+    DAILY_ARRIVAL_SENSOR,
+    build_daily_arrival_sensor,
+    build_daily_job,
+)
 from dataeng_assets.automation.schedules import build_daily_schedule
 from dataeng_assets.settings import Settings, alert_secrets
 from dataeng_assets.sources import Source
@@ -50,25 +59,44 @@ def build_alert_channels(settings: Settings) -> AlertChannels:
     )
 
 
+def arrival_sensor_names(sources: Iterable[Source]) -> list[str]:
+    """The sensors that watch the landing zone: one for all daily sources, one per snapshot."""
+    sources = list(sources)
+    daily = [DAILY_ARRIVAL_SENSOR] if any(s.is_daily for s in sources) else []
+    return daily + [arrival_sensor_name(s) for s in sources if not s.is_daily]
+
+
 def build_automation(settings: Settings, sources: Iterable[Source]) -> Definitions:
-    """Per source: an ingestion job, its arrival sensor and (daily sources) its schedule; plus
-    the alert sensor and the automation sensor for everything downstream. All on by default
-    (``DATAENG_AUTOMATION=off`` starts them stopped, e.g. for a test that drives runs itself)."""
+    """Per source an ingestion job, and (daily sources) its schedule; the daily sources' arrival
+    sensor with its day job, an arrival sensor per snapshot source; plus the alert sensor and the
+    automation sensor for everything downstream. All on by default (``DATAENG_AUTOMATION=off``
+    starts them stopped, e.g. for a test that drives runs itself)."""
     interval = settings.sensor_interval_seconds
     on = settings.automation_on
     sensor_status = DefaultSensorStatus.RUNNING if on else DefaultSensorStatus.STOPPED
     schedule_status = DefaultScheduleStatus.RUNNING if on else DefaultScheduleStatus.STOPPED
     jobs, sensors, schedules = [], [], []
+    sources = list(sources)
+    daily = [s for s in sources if s.is_daily]
+    if daily:
+        day_job = build_daily_job(daily)
+        jobs.append(day_job)
+        sensors.append(
+            build_daily_arrival_sensor(
+                daily, day_job, minimum_interval_seconds=interval, default_status=sensor_status
+            )
+        )
     for source in sources:
         job = build_ingest_job(source)
         jobs.append(job)
-        sensors.append(
-            build_arrival_sensor(
-                source, job, minimum_interval_seconds=interval, default_status=sensor_status
-            )
-        )
         if source.is_daily:
             schedules.append(build_daily_schedule(source, job, default_status=schedule_status))
+        else:
+            sensors.append(
+                build_arrival_sensor(
+                    source, job, minimum_interval_seconds=interval, default_status=sensor_status
+                )
+            )
     sensors.append(
         build_alert_sensor(minimum_interval_seconds=interval, default_status=sensor_status)
     )
@@ -92,7 +120,9 @@ def build_automation(settings: Settings, sources: Iterable[Source]) -> Definitio
 __all__ = [
     "ALERTS_RESOURCE_KEY",
     "AUTOMATION_SENSOR",
+    "DAILY_ARRIVAL_SENSOR",
     "DOWNSTREAM_CONDITION",
+    "arrival_sensor_names",
     "automate_assets",
     "build_alert_channels",
     "build_automation",

@@ -15,6 +15,7 @@ launching a run and saving the cursor, the next tick asks for the same key and D
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dagster import (
@@ -38,10 +39,10 @@ from dataeng_assets.automation.alerts import (
     AlertChannels,
 )
 from dataeng_assets.automation.breaker import (
-    SOURCE_TAG,
     TRIGGER_TAG,
     BreakerPolicy,
     breaker_state,
+    source_tags,
 )
 from dataeng_assets.automation.landing_state import (
     SNAPSHOT,
@@ -90,7 +91,7 @@ def build_ingest_job(source: Source) -> UnresolvedAssetJobDefinition:
         ingest_job_name(source),
         selection=AssetSelection.assets(AssetKey([RAW, source.name])),
         # On every run of the job, however launched: the circuit breaker counts these runs.
-        tags={SOURCE_TAG: source.name},
+        tags=source_tags([source.name]),
         description=f"Ingest delivered {source.name} files into raw/{source.name}.",
     )
 
@@ -104,7 +105,7 @@ def build_run_requests(
 ) -> list[RunRequest]:
     """One run per range of up to ``days_per_run`` consecutive changed days (or the snapshot)."""
     by_partition = {c.partition: c for c in changes}
-    tags = {SOURCE_TAG: source.name, TRIGGER_TAG: ARRIVAL}
+    tags = {**source_tags([source.name]), TRIGGER_TAG: ARRIVAL}
     if not source.is_daily:
         if SNAPSHOT not in by_partition:
             return []
@@ -161,17 +162,27 @@ def _summary(plan: ArrivalPlan) -> str:
     return "; ".join(parts)
 
 
-def evaluate_arrivals(
+@dataclass
+class SourceTick:
+    """What one tick found for one source: its changed partitions and its next cursor."""
+
+    changes: list[PartitionChange]
+    cursor: ArrivalCursor
+    # Why nothing was requested (breaker, same content, nothing new), for the tick's skip reason.
+    summary: str
+
+
+def tick_source(
     context: SensorEvaluationContext,
     source: Source,
     mapper: FileMapper,
     landing: ObjectStore,
     alerts: AlertChannels,
     policy: BreakerPolicy,
+    cursor: ArrivalCursor,
     max_partitions: int = MAX_PARTITIONS_PER_TICK,
-    days_per_run: int = DAYS_PER_RUN,
-) -> SensorResult:
-    cursor = ArrivalCursor.decode(context.cursor)
+) -> SourceTick:
+    """One source's part of a tick: its breaker, its listing, its changes (and their alerts)."""
     breaker = breaker_state(context.instance, source.name, policy, time.time())
     if breaker.status == "closed" and cursor.breaker_alerted:
         alerts.send(
@@ -204,7 +215,7 @@ def evaluate_arrivals(
         cursor.breaker_alerted = breaker.last_failed_run or "?"
     if breaker.blocks:
         # The cursor keeps every file unseen, so they are requested once the breaker lets go.
-        return SensorResult(skip_reason=breaker.describe(source.name), cursor=cursor.encode())
+        return SourceTick([], cursor, breaker.describe(source.name))
 
     lister = LandingLister(landing)
     objects = lister.list(mapper.prefix)
@@ -237,11 +248,34 @@ def evaluate_arrivals(
         context.log.info(
             f"{source.name}: {len(plan.deferred)} changed partition(s) left for the next tick"
         )
-    requests = build_run_requests(source, plan.changes, days_per_run)
+    return SourceTick(plan.changes, plan.cursor, _summary(plan))
+
+
+def evaluate_arrivals(
+    context: SensorEvaluationContext,
+    source: Source,
+    mapper: FileMapper,
+    landing: ObjectStore,
+    alerts: AlertChannels,
+    policy: BreakerPolicy,
+    max_partitions: int = MAX_PARTITIONS_PER_TICK,
+    days_per_run: int = DAYS_PER_RUN,
+) -> SensorResult:
+    found = tick_source(
+        context,
+        source,
+        mapper,
+        landing,
+        alerts,
+        policy,
+        ArrivalCursor.decode(context.cursor),
+        max_partitions,
+    )
+    requests = build_run_requests(source, found.changes, days_per_run)
     return SensorResult(
         run_requests=requests,
-        cursor=plan.cursor.encode(),
-        skip_reason=None if requests else _summary(plan),
+        cursor=found.cursor.encode(),
+        skip_reason=None if requests else found.summary,
     )
 
 

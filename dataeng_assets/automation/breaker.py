@@ -1,6 +1,6 @@
 """A circuit breaker per source, read from the run history (no state of its own to lose).
 
-After ``failures`` consecutive failed ingestion runs of a source, its arrival sensor stops requesting
+After ``failures`` consecutive failed runs ingesting a source, its arrival sensor stops requesting
 runs (the breaker is *open*) and alerts once. After ``cooldown`` it lets one run through
 (*half-open*); while that run is in flight nothing else is requested (*probing*). A success closes
 the breaker; another failure opens it for another cool-down. Files that arrive meanwhile are not
@@ -10,14 +10,28 @@ lost: the sensor leaves its cursor alone while the breaker blocks, so they are p
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
-# Tags on every run the arrival sensors and the daily schedules request.
+# Tags on every run the arrival sensors and the daily schedules request: the sources it ingests
+# (comma-separated, for people) and one tag per source (for the breaker: a run may ingest several).
 SOURCE_TAG = "dataeng/source"
 TRIGGER_TAG = "dataeng/trigger"
+_INGESTS_TAG = "dataeng/ingests."
+
+
+def ingests_tag(source: str) -> str:
+    return f"{_INGESTS_TAG}{source}"
+
+
+def source_tags(sources: Iterable[str]) -> dict[str, str]:
+    """The tags of a run that ingests ``sources``: what the breaker of each of them counts."""
+    names = sorted(sources)
+    return {SOURCE_TAG: ",".join(names), **{ingests_tag(name): "true" for name in names}}
+
 
 _FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
@@ -60,9 +74,10 @@ class BreakerState:
 def breaker_state(
     instance: DagsterInstance, source: str, policy: BreakerPolicy, now: float
 ) -> BreakerState:
-    """The breaker of ``source`` from its newest ingestion runs (newest first)."""
+    """The breaker of ``source`` from its newest runs that ingest it (newest first). A run that
+    ingests several sources counts for each of them."""
     records = instance.get_run_records(
-        filters=RunsFilter(tags={SOURCE_TAG: source}), limit=policy.failures + 10
+        filters=RunsFilter(tags={ingests_tag(source): "true"}), limit=policy.failures + 10
     )
     failures = 0
     last_failed = None

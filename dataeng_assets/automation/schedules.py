@@ -28,7 +28,7 @@ from dagster import (
 
 from dataeng_assets.assets import RAW
 from dataeng_assets.automation.alerts import DELIVERY_MISSING, Alert, AlertChannels
-from dataeng_assets.automation.breaker import SOURCE_TAG, TRIGGER_TAG
+from dataeng_assets.automation.breaker import TRIGGER_TAG, source_tags
 from dataeng_assets.automation.landing_state import FileMapper
 from dataeng_assets.automation.listing import LandingLister
 from dataeng_assets.partitions import DAILY_2013
@@ -98,7 +98,7 @@ def evaluate_daily(
     return RunRequest(
         run_key=f"{source.name}:{day}:{SCHEDULE}",
         partition_key=day,
-        tags={SOURCE_TAG: source.name, TRIGGER_TAG: SCHEDULE},
+        tags={**source_tags([source.name]), TRIGGER_TAG: SCHEDULE},
     )
 
 
