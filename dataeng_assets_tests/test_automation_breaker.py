@@ -76,6 +76,26 @@ def test_the_breaker_follows_the_run_history() -> None:
         assert breaker_state(instance, "weather", HOUR, now).status == "closed"
 
 
+def test_a_failed_run_of_a_day_counts_for_each_source_it_ingests() -> None:
+    """A day run ingests flights and weather together: its failure is each source's failure."""
+    with DagsterInstance.ephemeral() as instance:
+        for _ in range(3):
+            flights_ingestion.execute_in_process(
+                instance=instance,
+                run_config={"ops": {"ingest": {"config": {"fail": True}}}},
+                tags=source_tags(["weather", "flights"]),
+                raise_on_error=False,
+            )
+        for source in ("flights", "weather"):
+            state = breaker_state(instance, source, HOUR, time.time())
+            assert (state.status, state.consecutive_failures) == ("open", 3), source
+        assert breaker_state(instance, "planes", HOUR, time.time()).status == "closed"
+        # One good run of flights alone closes flights' breaker, not weather's.
+        _run(instance, fail=False)
+        assert breaker_state(instance, "flights", HOUR, time.time()).status == "closed"
+        assert breaker_state(instance, "weather", HOUR, time.time()).status == "open"
+
+
 def test_an_open_breaker_stops_requests_alerts_once_and_loses_no_file(tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     replay_fs = ObjectStore(root=str(landing)).filesystem()
