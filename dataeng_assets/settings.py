@@ -43,6 +43,7 @@ ALERT_EMAIL_FROM_VAR = "DATAENG_ALERT_EMAIL_FROM"
 ALERT_EMAIL_TO_VAR = "DATAENG_ALERT_EMAIL_TO"
 UI_URL_VAR = "DATAENG_UI_URL"
 SENSOR_INTERVAL_VAR = "DATAENG_SENSOR_INTERVAL_SECONDS"
+ARRIVAL_INTERVAL_VAR = "DATAENG_ARRIVAL_INTERVAL_SECONDS"
 AUTOMATION_VAR = "DATAENG_AUTOMATION"
 ALERT_CHANNELS = ("file", "log", "webhook", "slack", "email")
 
@@ -79,8 +80,13 @@ class Settings:
     # Credentials are not kept here: they reach resources as EnvVar, never as plain config.
     s3_credentials_in_env: bool
     alerts: AlertSettings = AlertSettings()
-    # How often the arrival, alert and automation sensors look (seconds).
+    # How often the alert and automation sensors look (seconds).
     sensor_interval_seconds: int = 30
+    # How often the arrival sensors look. Dagster's sensor daemon wakes every 5 s (a constant of
+    # dagster._daemon.sensor); just under that, they tick at every wake-up. At exactly 5 s a tick
+    # that starts a few milliseconds early is skipped, and a delivery waits 10 s. A tick lists the
+    # landing prefixes: milliseconds on a folder, about a second on S3 with 10,000 files.
+    arrival_interval_seconds: int = 4
     # Sensors and schedules start switched on (DATAENG_AUTOMATION=off: all start stopped).
     automation_on: bool = True
     pii_key_in_env: bool = False
@@ -103,6 +109,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         pii_key_in_env=bool(env.get(PII_KEY_VAR)),
         alerts=_alert_settings(env, data_dir),
         sensor_interval_seconds=int(env.get(SENSOR_INTERVAL_VAR) or 30),
+        arrival_interval_seconds=int(env.get(ARRIVAL_INTERVAL_VAR) or 4),
         automation_on=env.get(AUTOMATION_VAR, "on").lower() not in {"off", "0", "false", "no"},
     )
 

@@ -72,6 +72,7 @@ def build_automation(settings: Settings, sources: Iterable[Source]) -> Definitio
     automation sensor for everything downstream. All on by default (``DATAENG_AUTOMATION=off``
     starts them stopped, e.g. for a test that drives runs itself)."""
     interval = settings.sensor_interval_seconds
+    arrival_interval = settings.arrival_interval_seconds
     on = settings.automation_on
     sensor_status = DefaultSensorStatus.RUNNING if on else DefaultSensorStatus.STOPPED
     schedule_status = DefaultScheduleStatus.RUNNING if on else DefaultScheduleStatus.STOPPED
@@ -83,7 +84,10 @@ def build_automation(settings: Settings, sources: Iterable[Source]) -> Definitio
         jobs.append(day_job)
         sensors.append(
             build_daily_arrival_sensor(
-                daily, day_job, minimum_interval_seconds=interval, default_status=sensor_status
+                daily,
+                day_job,
+                minimum_interval_seconds=arrival_interval,
+                default_status=sensor_status,
             )
         )
     for source in sources:
@@ -94,7 +98,10 @@ def build_automation(settings: Settings, sources: Iterable[Source]) -> Definitio
         else:
             sensors.append(
                 build_arrival_sensor(
-                    source, job, minimum_interval_seconds=interval, default_status=sensor_status
+                    source,
+                    job,
+                    minimum_interval_seconds=arrival_interval,
+                    default_status=sensor_status,
                 )
             )
     sensors.append(

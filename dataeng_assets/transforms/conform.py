@@ -85,6 +85,13 @@ def _as_missing(values: pd.Series, na_values: frozenset[str]) -> pd.Series:
     """Strings listed as missing (after stripping) become NA; other values are left as they are."""
     if not pd.api.types.is_string_dtype(values):
         return values
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        # pandas 3's default str keeps Arrow data: the same kernels pandas would call (trim, is_in)
+        # run on it directly, without Series.mask's generic where path (4x slower on a big day).
+        stripped = pc.utf8_trim_whitespace(pa.array(values))
+        missing = pc.is_in(stripped, value_set=pa.array(sorted(na_values), stripped.type))
+        blanked = pc.if_else(missing, pa.scalar(None, stripped.type), stripped)
+        return pd.Series(values.dtype.__from_arrow__(blanked), index=values.index, name=values.name)
     stripped = values.str.strip()
     return stripped.mask(stripped.isin(na_values))
 
@@ -156,7 +163,9 @@ def cast_to_contract(
     typed (row label, column, value, rule, reason), so that nothing is lost without a trace.
     """
     missing_tokens = frozenset(na_values)
-    typed = frame.copy()
+    # Shallow: every typed column replaces the delivered one, and copy-on-write keeps the caller's
+    # frame untouched, so copying 4M rows of strings first would only double the peak memory.
+    typed = frame.copy(deep=False)
     problems: list[pd.DataFrame] = []
     for spec in contract.columns:
         if spec.name not in frame.columns or spec.name in PLATFORM_COLUMNS:
@@ -189,7 +198,7 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 def normalise_keys(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     """Join keys stripped and upper-cased, so 'ua ' and 'UA' join; blank becomes missing."""
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: the replaced columns never reach the caller's
     for column in columns:
         if column in out:
             values = out[column].str.strip().str.upper()
