@@ -201,3 +201,56 @@ def test_typing_keeps_each_value_on_its_row_when_rows_were_dropped_before() -> N
     assert problems.empty
     assert typed["count"].to_dict() == {1: 2, 2: 3}
     assert typed["ratio"].to_dict() == {1: 1.5, 2: 2.5}
+
+
+def test_padded_values_and_missing_markers_type_like_stripped_ones() -> None:
+    raw = _raw(code=[" a ", "b", "c"], count=[" 7", " NA ", "8 x"], ratio=["1.5 ", "nan", ""],
+               flag=["t", "f", "t"], at=[" 2013-01-01T10:00:00Z", "NA", "NA"])  # fmt: skip
+    typed, problems = cast_to_contract(raw, CONTRACT)
+    assert typed["count"].tolist()[:2] == [7, pd.NA] and str(typed["count"].dtype) == "Int64"
+    assert typed["code"].tolist() == ["a", "b", "c"]
+    assert typed["at"].iloc[0] == pd.Timestamp("2013-01-01T10:00:00Z")
+    # The reason shows the value as compared (stripped); NaN is not a valid float.
+    assert sorted(problems["reason"]) == [
+        "count: '8 x' is not a valid int",
+        "ratio: 'nan' is not a valid float",
+    ]
+
+
+def test_exact_duplicates_treat_missing_as_equal_and_keep_the_first_delivery() -> None:
+    raw = _raw(code=["a", "a", "a", "b"], count=["NA", "NA", "1", "NA"], ratio=["0"] * 4,
+               flag=["t"] * 4, at=["NA"] * 4)  # fmt: skip
+    typed, _ = cast_to_contract(raw, CONTRACT)
+    frame, exact = drop_exact_duplicates(typed)
+    assert exact == 1 and frame["_source_row"].tolist() == [1, 3, 4]
+
+
+def test_a_later_file_supersedes_whatever_the_row_order() -> None:
+    raw = _raw(code=["a", "b", "a", "b"], count=["1", "2", "3", "4"], ratio=["0"] * 4,
+               flag=["t"] * 4, at=["NA"] * 4)  # fmt: skip
+    raw["_source_file"] = ["t/2013-01-01_fix.csv", "t/2013-01-01.csv"] * 2
+    result = clean_table(raw, CONTRACT, natural_key=["code"])
+    assert result.frame.set_index("code")["count"].to_dict() == {"a": 3, "b": 4}
+    assert result.quarantine["_source_file"].tolist() == [
+        "t/2013-01-01_fix.csv",
+        "t/2013-01-01.csv",
+    ]
+    assert result.balanced
+
+
+def test_local_times_are_converted_per_row_however_often_they_repeat() -> None:
+    parts = pd.DataFrame(
+        {
+            "year": pd.array([2013] * 6, dtype="Int64"),
+            "month": pd.array([1, 2, 1, 13, 1, None], dtype="Int64"),
+            "day": pd.array([1, 30, 1, 1, 1, 1], dtype="Int64"),
+            "hour": pd.array([5, 5, 5, 5, 24, 5], dtype="Int64"),
+            "minute": pd.array([15, 15, 15, 15, 0, 15], dtype="Int64"),
+        }
+    )
+    utc = local_to_utc(parts)
+    expected = pd.Timestamp("2013-01-01T10:15Z")
+    assert utc.iloc[0] == utc.iloc[2] == expected
+    assert utc.iloc[[1, 3, 5]].isna().all()  # 30 February, month 13, no month
+    assert utc.iloc[4] == pd.Timestamp("2013-01-02T05:00Z")  # hour 24: midnight the next day
+    assert str(utc.dtype) == "datetime64[us, UTC]"

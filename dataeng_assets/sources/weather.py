@@ -15,7 +15,7 @@ def build_observation_time(
     The hour repeated when daylight saving ends (2013-11-03 01:00) is delivered twice per airport;
     the delivered ``time_hour`` tells the two readings apart, so both observations are kept.
     """
-    out = weather.copy()
+    out = weather.copy(deep=False)  # copy-on-write: the new column never reaches the caller
     out["observed_at"] = local_to_utc(
         out[["year", "month", "day", "hour"]], hint_utc=out["time_hour"]
     )
