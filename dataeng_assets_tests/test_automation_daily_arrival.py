@@ -177,3 +177,46 @@ def test_a_table_whose_reference_input_is_not_ready_is_left_to_the_automation() 
     order = [k.to_user_string() for k in day_selection(graph, keys, lambda _: True)]
     assert order.index("raw/flights") < order.index("cleaned/flights")
     assert order.index("cleaned/flights") < order.index("features/flight_delay")
+
+
+def test_a_reference_table_that_failed_a_blocking_check_holds_back_what_reads_it(
+    tmp_path: Path,
+) -> None:
+    h = DayHarness(tmp_path)
+    day = dt.date(2013, 1, 1)
+    h.deliver(day, REFERENCES)
+    materialize(
+        ALL_ASSETS, selection=REFERENCES_SELECTION, resources=h.resources, instance=h.instance
+    )
+    # A planes snapshot whose seat counts are words: every row goes to quarantine with its reason,
+    # and cleaned/planes fails its blocking completeness floor.
+    path = h.landing / "planes" / "planes.csv"
+    header, *rows = path.read_text().splitlines()
+    seats = header.split(",").index("seats")
+    broken = [
+        ",".join(v if i != seats else "many" for i, v in enumerate(r.split(","))) for r in rows
+    ]
+    path.write_text("\n".join([header, *broken]) + "\n")
+    result = materialize(
+        ALL_ASSETS,
+        selection=REFERENCES_SELECTION,
+        resources=h.resources,
+        instance=h.instance,
+        raise_on_error=False,
+    )
+    floor = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key == AssetKey(["cleaned", "planes"]) and e.check_name == "completeness_floor"
+    ]
+    assert [f.passed for f in floor] == [False]
+
+    h.deliver(day, ("flights", "weather"))
+    (request,) = h.tick().run_requests
+    # Weather does not read planes: it goes all the way. Flights are cleaned against planes.
+    assert _tables(request) == {
+        "raw/flights",
+        "raw/weather",
+        "cleaned/weather",
+        "quarantine/weather",
+    }
