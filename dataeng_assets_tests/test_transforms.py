@@ -76,6 +76,19 @@ def test_a_value_that_cannot_be_typed_is_quarantined_with_its_file_row_and_value
     assert result.balanced and result.rows_quarantined == 2
 
 
+def test_an_integer_beyond_int64_is_quarantined_and_big_ones_stay_exact() -> None:
+    big = str(2**63 - 1)  # the largest int64: exact, not rounded through a float
+    raw = _raw(code=["a", "b", "c", "d"], count=[big, str(2**63), "-" + str(2**63 + 1), "x"],
+               ratio=["1"] * 4, flag=["t"] * 4, at=["NA"] * 4)  # fmt: skip
+    result = clean_table(raw, CONTRACT)
+    assert result.frame["code"].tolist() == ["a"]
+    assert result.frame["count"].tolist() == [2**63 - 1]
+    reasons = result.quarantine.set_index("_source_row")["reasons"]
+    assert reasons[2] == f"count: '{2**63}' is not a valid int"
+    assert reasons[3] == f"count: '-{2**63 + 1}' is not a valid int"
+    assert result.balanced and result.rows_quarantined == 3
+
+
 def test_exact_duplicates_are_counted_and_superseded_rows_are_quarantined() -> None:
     raw = _raw(code=["a", "a", "b", "b"], count=["1", "1", "1", "2"], ratio=["0"] * 4,
                flag=["t"] * 4, at=["NA"] * 4)  # fmt: skip

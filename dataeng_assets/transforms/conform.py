@@ -189,6 +189,25 @@ def _cast_delivered(
     return _from_arrow(cast, delivered.index), pc.is_valid(blanked).to_numpy(zero_copy_only=False)
 
 
+_INT64_LIMIT = 2.0**63
+_INT64_DIGITS = pa.decimal128(19, 0)
+
+
+def _digits_to_int(values: pd.Series) -> pd.Series:
+    """Strings of digits as Int64; anything else, and anything beyond int64, becomes NA.
+
+    Digits only: "1545.0" is a float where the contract promises an int, i.e. the upstream type
+    changed; it is reported, not silently rounded. Parsed exactly as decimals (through float64 an
+    integer above 2**53 would be rounded), and a value out of int64's range is a bad value like
+    any other, not a crash of the cast.
+    """
+    digits = values.where(values.str.fullmatch(r"[+-]?\d{1,19}"))
+    exact = pc.cast(pa.array(digits, from_pandas=True, type=pa.string()), _INT64_DIGITS)
+    low, high = (pa.scalar(v).cast(_INT64_DIGITS) for v in (-(2**63), 2**63 - 1))
+    fits = pc.and_(pc.greater_equal(exact, low), pc.less_equal(exact, high))
+    return _from_arrow(pc.cast(pc.if_else(fits, exact, None), pa.int64()), values.index)
+
+
 def _cast_column(values: pd.Series, type_name: str) -> pd.Series:
     """Cast one column; unparseable values become NA (the caller reports them)."""
     if type_name in _ARROW_CASTS and pd.api.types.is_string_dtype(values):
@@ -203,11 +222,10 @@ def _cast_column(values: pd.Series, type_name: str) -> pd.Series:
         return pd.to_numeric(values, errors="coerce").astype("float64")
     if type_name == "int":
         if pd.api.types.is_string_dtype(values):
-            # Digits only: "1545.0" is a float where the contract promises an int, i.e. the
-            # upstream type changed; it is reported, not silently rounded.
-            values = values.where(values.str.fullmatch(r"[+-]?\d+"))
+            return _digits_to_int(values)
         numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-        return numbers.where(np.floor(numbers) == numbers).astype("Int64")
+        whole = (np.floor(numbers) == numbers) & (numbers.abs() < _INT64_LIMIT)
+        return numbers.where(whole).astype("Int64")
     if type_name == "bool":
         if pd.api.types.is_bool_dtype(values):
             return values.astype("boolean")
