@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from dataeng_assets.contracts import load_contract
-from dataeng_assets.transforms.features import build_flight_delay_features, is_on_time
+from dataeng_assets.transforms.features import (
+    FLIGHT_COLUMNS,
+    PLANE_COLUMNS,
+    WEATHER_COLUMNS,
+    build_flight_delay_features,
+    is_on_time,
+)
 from dataeng_assets_tests.conftest import read_table
 
 CONTRACT = load_contract("features/flight_delay.yaml")
@@ -41,6 +47,17 @@ def _features_for_day(
 
 def _make_everything_late(flights: pd.DataFrame, days: pd.Series) -> pd.DataFrame:
     return flights.assign(arr_delay=flights["arr_delay"].mask(days, 500.0))
+
+
+def test_the_declared_input_columns_are_all_the_features_need(inputs) -> None:
+    """The asset loads only these columns of the cleaned tables: the features come out the same."""
+    flights, weather, planes = inputs
+    whole = _features_for_day(flights, weather, planes)
+    pruned = _features_for_day(
+        flights[FLIGHT_COLUMNS], weather[WEATHER_COLUMNS], planes[PLANE_COLUMNS]
+    )
+    assert len(whole) > 0
+    pd.testing.assert_frame_equal(pruned, whole)
 
 
 def test_nothing_from_the_same_or_a_later_day_leaks_into_the_rates(inputs) -> None:

@@ -32,8 +32,9 @@ from dataeng_assets.checks import (
     cleaned_results,
     cleaned_results_by_day,
     raw_check_results,
+    rows_per_day,
 )
-from dataeng_assets.contracts import partition_column, platform_columns
+from dataeng_assets.contracts import PARTITION_COLUMN, partition_column, platform_columns
 from dataeng_assets.landing.files import (
     EXTENSIONS,
     SourceDelivery,
@@ -253,13 +254,9 @@ def _add_daily_accounting(
     context: AssetExecutionContext, key: AssetKey, raw: pd.DataFrame, result: CleanResult
 ) -> None:
     """Each day's own row accounting on its partition's materialization, for the UI to show."""
-
-    def per_day(frame: pd.DataFrame) -> pd.Series:
-        if frame.empty:
-            return pd.Series(dtype="int64")
-        return frame.groupby(frame["date"].astype(str)).size()
-
-    rows_in, rows_out, quarantined = per_day(raw), per_day(result.frame), per_day(result.quarantine)
+    rows_in, rows_out, quarantined = (
+        rows_per_day(frame[PARTITION_COLUMN]) for frame in (raw, result.frame, result.quarantine)
+    )
     for day in context.partition_keys:
         counts = {
             "rows_in": int(rows_in.get(day, 0)),

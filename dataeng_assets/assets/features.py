@@ -39,10 +39,17 @@ _FLIGHTS_WITH_HISTORY = TimeWindowPartitionMapping(
     group_name=FEATURES,
     ins={
         "flights": AssetIn(
-            key=AssetKey([CLEANED, "flights"]), partition_mapping=_FLIGHTS_WITH_HISTORY
+            key=AssetKey([CLEANED, "flights"]),
+            partition_mapping=_FLIGHTS_WITH_HISTORY,
+            metadata={"columns": flight_features.FLIGHT_COLUMNS},
         ),
-        "weather": AssetIn(key=AssetKey([CLEANED, "weather"])),
-        "planes": AssetIn(key=AssetKey([CLEANED, "planes"])),
+        "weather": AssetIn(
+            key=AssetKey([CLEANED, "weather"]),
+            metadata={"columns": flight_features.WEATHER_COLUMNS},
+        ),
+        "planes": AssetIn(
+            key=AssetKey([CLEANED, "planes"]), metadata={"columns": flight_features.PLANE_COLUMNS}
+        ),
     },
     partitions_def=DAILY_2013,
     backfill_policy=SINGLE_RUN_BACKFILL,

@@ -186,6 +186,17 @@ def day_names(days: pd.Series) -> np.ndarray:
     return np.array([*names, None], dtype=object)[codes]  # a missing day (-1) has no name
 
 
+def rows_per_day(days: pd.Series) -> dict[str, int]:
+    """How many rows each day has, by partition key (each distinct day named once, as in
+    ``day_names``; missing days are not counted)."""
+    codes, uniques = pd.factorize(days)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    return {
+        pd.Timestamp(day).strftime("%Y-%m-%d"): int(n)
+        for day, n in zip(uniques, counts, strict=True)
+    }
+
+
 def schema_failures_by_day(
     failures: pd.DataFrame, frame: pd.DataFrame, days: Sequence[str]
 ) -> dict[str, pd.DataFrame]:

@@ -14,6 +14,14 @@ LOCAL_TZ = "America/New_York"
 ON_TIME_MINUTES = 15
 HISTORY_DAYS = 7
 WEATHER_FEATURES = ["temp", "humid", "wind_speed", "precip", "visib"]
+# The only columns of the cleaned tables the features read: the asset loads just these (a big
+# day's cleaned flights have twice as many columns, and reading them back is a cost of the run).
+FLIGHT_COLUMNS = [
+    "date", "carrier", "flight", "origin", "dest", "tailnum", "sched_dep_at", "year",
+    "cancelled", "dep_delay", "arr_delay",
+]  # fmt: skip
+WEATHER_COLUMNS = ["origin", "observed_at", *WEATHER_FEATURES]
+PLANE_COLUMNS = ["tailnum", "year"]
 
 
 def is_on_time(flights: pd.DataFrame) -> pd.Series:
