@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import json
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,16 +175,25 @@ def _read_csv_lines(
         )
         return "skip"
 
-    table = pacsv.read_csv(
-        io.BytesIO(data),
-        read_options=pacsv.ReadOptions(use_threads=False, block_size=1 << 26),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.large_string() for name in columns},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
+    def read(use_threads: bool, handler: Callable[[pacsv.InvalidRow], str]) -> pa.Table:
+        return pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(use_threads=use_threads, block_size=1 << 26),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.large_string() for name in columns},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+
+    # Blocks in parallel first: pyarrow cannot tell an invalid row's line number then, and the
+    # number is only needed when there is such a row. If there is, the file is read again in one
+    # thread, where each one is numbered.
+    seen_invalid: list[pacsv.InvalidRow] = []
+    table = read(True, lambda row: seen_invalid.append(row) or "skip")
+    if seen_invalid:
+        table = read(False, on_invalid)
     for position, (error, text) in invalid.items():
         rejects.append((numbers[position], error, text))
     good = [n for i, n in enumerate(numbers) if i not in invalid] if invalid else numbers
