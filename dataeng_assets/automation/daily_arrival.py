@@ -23,9 +23,6 @@ ingests several sources counts for each), its own alerts. Snapshot sources keep 
 
 from __future__ import annotations
 
-import base64
-import json
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -53,6 +50,8 @@ from dataeng_assets.automation.landing_state import (
     FileMapper,
     PartitionChange,
     content_signature,
+    pack_cursor,
+    unpack_cursor,
 )
 from dataeng_assets.partitions import DAILY_2013
 from dataeng_assets.sources import Source
@@ -90,16 +89,13 @@ class DailyArrivalCursor:
 
     def encode(self) -> str:
         document = {name: cursor.encode() for name, cursor in sorted(self.sources.items())}
-        packed = zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 9)
-        return _CURSOR_PREFIX + base64.b64encode(packed).decode()
+        return pack_cursor(document, _CURSOR_PREFIX)
 
     @classmethod
     def decode(cls, text: str | None) -> DailyArrivalCursor:
         if not text:
             return cls()
-        if not text.startswith(_CURSOR_PREFIX):
-            raise ValueError(f"not a daily arrival cursor: {text[:40]!r}")
-        document = json.loads(zlib.decompress(base64.b64decode(text[len(_CURSOR_PREFIX) :])))
+        document = unpack_cursor(text, _CURSOR_PREFIX, "a daily arrival cursor")
         return cls({name: ArrivalCursor.decode(value) for name, value in document.items()})
 
 

@@ -130,6 +130,19 @@ def content_signature(contents: Iterable[tuple[str, str]]) -> str:
     return _digest((f"{key}|{content}" for key, content in contents), 16)
 
 
+def pack_cursor(document: dict, prefix: str) -> str:
+    """A sensor cursor as compressed JSON: Dagster stores the cursor with every tick, and dates
+    compress well."""
+    packed = zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 9)
+    return prefix + base64.b64encode(packed).decode()
+
+
+def unpack_cursor(text: str, prefix: str, what: str) -> dict:
+    if not text.startswith(prefix):
+        raise ValueError(f"not {what}: {text[:40]!r}")
+    return json.loads(zlib.decompress(base64.b64decode(text[len(prefix) :])))
+
+
 @dataclass
 class ArrivalCursor:
     """Per partition: (meta, content) signatures; per unmapped file: its meta (reported once)."""
@@ -145,17 +158,13 @@ class ArrivalCursor:
             "u": dict(sorted(self.unmapped.items())),
             "b": self.breaker_alerted,
         }
-        # Compressed: Dagster stores the cursor with every tick, and dates compress well.
-        packed = zlib.compress(json.dumps(document, separators=(",", ":")).encode(), 9)
-        return _CURSOR_PREFIX + base64.b64encode(packed).decode()
+        return pack_cursor(document, _CURSOR_PREFIX)
 
     @classmethod
     def decode(cls, text: str | None) -> ArrivalCursor:
         if not text:
             return cls()
-        if not text.startswith(_CURSOR_PREFIX):
-            raise ValueError(f"not an arrival cursor: {text[:40]!r}")
-        document = json.loads(zlib.decompress(base64.b64decode(text[len(_CURSOR_PREFIX) :])))
+        document = unpack_cursor(text, _CURSOR_PREFIX, "an arrival cursor")
         return cls(
             partitions={
                 k: tuple(v.split(":", 1))  # type: ignore[misc]
