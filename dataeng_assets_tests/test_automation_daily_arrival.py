@@ -88,7 +88,7 @@ class DayHarness:
     def execute(self, request) -> bool:
         """The requested run, as the daemon would launch it."""
         return (
-            self.defs.get_job_def(DAILY_JOB)
+            self.defs.resolve_job_def(DAILY_JOB)
             .execute_in_process(
                 partition_key=request.partition_key,
                 asset_selection=list(request.asset_selection),
