@@ -265,3 +265,22 @@ def test_automation_can_start_switched_off_for_a_quiet_instance() -> None:
     quiet = build_automation(load_settings({"DATAENG_AUTOMATION": "off"}), registry().values())
     assert {s.default_status for s in quiet.sensors or []} == {DefaultSensorStatus.STOPPED}
     assert {s.default_status.value for s in quiet.schedules or []} == {"STOPPED"}
+
+
+def test_arrival_sensors_look_at_every_wake_up_of_the_daemon_and_the_others_less_often() -> None:
+    from dataeng_assets.automation import arrival_sensor_names, build_automation
+    from dataeng_assets.settings import load_settings
+    from dataeng_assets.sources import registry
+
+    sources = registry().values()
+    intervals = {
+        s.name: s.minimum_interval_seconds
+        for s in build_automation(load_settings({}), sources).sensors or []
+    }
+    # Dagster's sensor daemon wakes every 5 s: under that, an arrival sensor ticks every time.
+    assert {intervals[name] for name in arrival_sensor_names(sources)} == {4}
+    assert intervals[AUTOMATION_SENSOR] == intervals["alerts"] == 30
+    tuned = build_automation(
+        load_settings({"DATAENG_ARRIVAL_INTERVAL_SECONDS": "60"}), sources
+    ).sensors
+    assert {s.minimum_interval_seconds for s in tuned or [] if s.name.endswith("_arrival")} == {60}
