@@ -140,11 +140,17 @@ def build_day_requests(
         for change in source_changes:
             by_day.setdefault(change.partition, {})[name] = change
     known = {s.name: s for s in sources}
+    # The selection depends only on which sources changed: a tick of 100 days resolves it once
+    # per combination, not once per day.
+    selections: dict[tuple[str, ...], list[AssetKey]] = {}
     requests = []
     for day in sorted(by_day):
         day_changes = by_day[day]
         names = sorted(day_changes)
-        selection = day_selection(graph, [raw_key(known[n]) for n in names], ready)
+        key = tuple(names)
+        if key not in selections:
+            selections[key] = day_selection(graph, [raw_key(known[n]) for n in names], ready)
+        selection = selections[key]
         digest = content_signature(
             (name, f"{c.content}<{c.previous_content}") for name, c in sorted(day_changes.items())
         )
