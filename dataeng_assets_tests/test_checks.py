@@ -107,3 +107,13 @@ def test_dates_are_checked_by_type_and_nullability() -> None:
 def test_day_names_are_partition_keys() -> None:
     values = pd.Series([D2, D1, D2, None], dtype="object")
     assert list(day_names(values)) == ["2013-01-09", "2013-01-08", "2013-01-09", None]
+
+
+def test_the_schema_check_leaves_the_checked_frame_as_it_was() -> None:
+    """Validated in place (no copy): a failing column is reported, never converted or dropped."""
+    frame = pd.DataFrame({"date": [D1, D2], "trip": ["1", "x"], "carrier": ["AA", None],
+                          "km": [1.5, 2.0], "extra": [1, 2]})  # fmt: skip
+    before = frame.copy()
+    failures = schema_failures(CONTRACT, frame)
+    assert set(failures["column"]) == {"trip"}
+    pd.testing.assert_frame_equal(frame, before)
