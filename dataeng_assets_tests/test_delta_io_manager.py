@@ -11,7 +11,6 @@ from dagster import (
     AssetKey,
     DagsterInstance,
     build_input_context,
-    build_output_context,
     materialize,
 )
 from dagster import asset as dagster_asset
@@ -31,7 +30,6 @@ from dataeng_assets_tests.conftest import (
     local_settings,
     read_table,
     run_window,
-    selection_of,
 )
 
 WEEK_START, WEEK_END = dt.date(2013, 1, 1), dt.date(2013, 1, 7)
@@ -245,100 +243,3 @@ def test_output_metadata_describes_the_commit_per_partition(
     columns = {c.name: c for c in by_day["2013-01-02"]["dagster/column_schema"].schema.columns}
     assert columns["carrier"].type == "string" and columns["carrier"].description
     assert "dagster/column_schema" not in by_day["2013-01-01"]
-
-
-READ_OWN_WRITE = "read from this run's own write of the window"
-# Columns stamped with the time of the run that wrote the row.
-RUN_TIME_COLUMNS = {
-    "_loaded_at",
-    "_cleaned_at",
-    "quarantined_at",
-    "computed_at",
-    "timeliness_minutes",
-}
-
-
-def _own_write_reads(instance: DagsterInstance, run_id: str) -> set[str]:
-    """The tables a run's steps took from the run's own writes (the IO manager's debug log)."""
-    return {
-        entry.user_message.split(":")[0].rsplit("/", 2)[-2]
-        + "/"
-        + entry.user_message.split(":")[0].rsplit("/", 1)[-1]
-        for entry in instance.all_logs(run_id)
-        if READ_OWN_WRITE in entry.user_message
-    }
-
-
-def test_a_run_reads_its_own_writes_from_memory_with_the_same_tables(
-    landing_dir: Path, tmp_path: Path
-) -> None:
-    """Inputs written earlier in the same run skip the read-back, and change nothing in the lake."""
-    start, end = dt.date(2013, 1, 1), dt.date(2013, 1, 2)
-    one_run = tmp_path / "one_run"
-    instance = DagsterInstance.ephemeral()
-    result = run_window(build_resources(local_settings(landing_dir, one_run)), start, end, "*",
-                        instance)  # fmt: skip
-    assert result.success
-    assert {"raw/flights", "cleaned/flights", "raw/weather"} <= _own_write_reads(
-        instance, result.run_id
-    )
-
-    # The same window, one layer per run: every input is read back from Delta.
-    by_layer = tmp_path / "by_layer"
-    resources = build_resources(local_settings(landing_dir, by_layer))
-    references = selection_of("airlines", "airports", "planes", layers=("cleaned", "quarantine"))
-    daily = selection_of("flights", "weather", layers=("cleaned", "quarantine"))
-    for selection in ("group:raw", references, daily, "group:features", "group:quality"):
-        layer_run = run_window(resources, start, end, selection, instance)
-        assert layer_run.success
-        assert _own_write_reads(instance, layer_run.run_id) == set()
-
-    tables = sorted(p.parent.relative_to(one_run) for p in one_run.glob("*/*/_delta_log"))
-    assert len(tables) >= 15
-    for table in tables:
-        a, b = read_table(str(one_run / table)), read_table(str(by_layer / table))
-        same = [c for c in a.columns if c not in RUN_TIME_COLUMNS]
-        a = a[same].sort_values(same, ignore_index=True)
-        b = b[same].sort_values(same, ignore_index=True)
-        pd.testing.assert_frame_equal(a, b, obj=str(table))
-
-
-def write_window(
-    io_manager: DeltaLakeIOManager, key: list[str], frame: pd.DataFrame, day: dt.date
-) -> None:
-    context = build_output_context(
-        asset_key=AssetKey(key), partition_key=day.isoformat(), asset_partitions_def=DAILY_2013
-    )
-    io_manager.handle_output(context, frame)
-
-
-def test_a_window_rewritten_by_another_writer_is_read_back_not_taken_from_memory(
-    tmp_path: Path,
-) -> None:
-    """Between a write and its reader another writer replaced the window: the reader sees theirs."""
-    day = dt.date(2013, 1, 3)
-
-    @dagster_asset(key=["layer", "first"], partitions_def=DAILY_2013)
-    def first() -> pd.DataFrame:
-        return pd.DataFrame({"date": [day, day], "value": [1, 2]})
-
-    @dagster_asset(key=["layer", "meddler"], deps=[first], partitions_def=DAILY_2013)
-    def meddler() -> None:
-        # Another run's commit of the same window, between the write and the read.
-        other = DeltaLakeIOManager(store=ObjectStore(root=str(tmp_path)))
-        write_window(other, ["layer", "first"], pd.DataFrame({"date": [day], "value": [99]}), day)
-
-    @dagster_asset(key=["layer", "second"], partitions_def=DAILY_2013, deps=[meddler])
-    def second(first: pd.DataFrame) -> pd.DataFrame:
-        return first
-
-    instance = DagsterInstance.ephemeral()
-    result = materialize(
-        [first, meddler, second],
-        partition_key=day.isoformat(),
-        resources={"io_manager": DeltaLakeIOManager(store=ObjectStore(root=str(tmp_path)))},
-        instance=instance,
-    )
-    assert result.success
-    assert read_table(str(tmp_path / "layer" / "second"))["value"].tolist() == [99]
-    assert _own_write_reads(instance, result.run_id) == set()

@@ -9,7 +9,6 @@ import datetime as dt
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -23,10 +22,8 @@ from dagster import (
     TableColumn,
     TableSchema,
 )
-from dagster._core.execution.plan.outputs import StepOutputHandle
 from deltalake import DeltaTable, Schema, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
-from pydantic import PrivateAttr
 
 from dataeng_assets.storage.object_store import ObjectStore
 
@@ -157,55 +154,11 @@ def _step_context(context: OutputContext) -> Any:
         return None
 
 
-Window = tuple[dt.date, dt.date] | None
-
-
-def window_files(table: DeltaTable, window: Window) -> frozenset[str]:
-    """The data files of ``window`` (every file for a whole-table write) in the table's version."""
-    files = pa.table(table.get_add_actions(flatten=True))
-    column = f"partition.{PARTITION_COLUMN}"
-    if window is not None and column in files.column_names:
-        day = pc.cast(files[column], pa.date32())
-        files = files.filter(pc.and_(pc.greater_equal(day, window[0]), pc.less(day, window[1])))
-    return frozenset(files["path"].to_pylist())
-
-
-@dataclass
-class _Written:
-    """A window this run wrote, kept for the steps of the same run that read it next."""
-
-    data: pa.Table
-    window: Window
-    files: frozenset[str]
-    readers: int
-
-
-def _readers_in_run(context: OutputContext) -> int:
-    """How many step inputs of this run read the output being stored.
-
-    With the in-process executor (``definitions.py``) they all run in this process. With an
-    executor that runs each step in its own process, what is kept dies with the step's process.
-    """
-    step = _step_context(context)
-    if step is None:
-        return 0
-    handle = StepOutputHandle(context.step_key, context.name)
-    return sum(
-        handle in step_input.get_step_output_handle_dependencies()
-        for plan_step in step.execution_plan.get_steps_to_execute_in_topo_order()
-        for step_input in plan_step.step_inputs
-    )
-
-
 class DeltaLakeIOManager(ConfigurableIOManager):
     """Stores each asset as a Delta table at <root>/<layer>/<table>, overwriting exactly its window."""
 
     store: ObjectStore
     commit_attempts: int = 5
-    # What a step wrote, for the later steps of the same run (in this process) that read it: they
-    # get the Arrow data that was committed instead of reading it back from storage. Used only
-    # while the window still holds exactly the files of that write (a file set is immutable).
-    _written: dict[str, _Written] = PrivateAttr(default_factory=dict)
 
     def table_uri(self, asset_key_path: list[str]) -> str:
         return self.store.uri(*asset_key_path)
@@ -280,11 +233,6 @@ class DeltaLakeIOManager(ConfigurableIOManager):
         _retry_commit(write, self.commit_attempts, context.log)
         table = self._open(uri)
         self._report(context, table, uri, name, data, predicate)
-        self._written.pop(uri, None)
-        readers = _readers_in_run(context)
-        if readers:
-            window = window_dates(context) if context.has_asset_partitions else None
-            self._written[uri] = _Written(data, window, window_files(table, window), readers)
 
     def _report(
         self,
@@ -375,45 +323,12 @@ class DeltaLakeIOManager(ConfigurableIOManager):
             raise FileNotFoundError(
                 f"{'/'.join(key_path)} has no Delta table at {uri}: materialize it first"
             ) from error
-        window = window_dates(context) if context.has_asset_partitions else None
-        if window is not None:
+        if context.has_asset_partitions:
+            start, end = window_dates(context)
             # Partition pruning: only the files of the window's days are opened.
-            dataset = table.to_pyarrow_dataset(file_pruning_predicate=window_predicate(*window))
+            dataset = table.to_pyarrow_dataset(file_pruning_predicate=window_predicate(start, end))
         else:
             dataset = table.to_pyarrow_dataset()
         # Column pruning: an input can declare the only columns it needs (AssetIn metadata).
         columns = (context.definition_metadata or {}).get("columns")
-        names = list(columns) if columns else dataset.schema.names
-        written = self._take_written(uri, table, window, names, dataset.schema, context)
-        if written is not None:
-            return to_pandas(written)
-        return to_pandas(dataset.to_table(columns=names))
-
-    def _take_written(
-        self,
-        uri: str,
-        table: DeltaTable,
-        window: Window,
-        names: list[str],
-        schema: pa.Schema,
-        context: InputContext,
-    ) -> pa.Table | None:
-        """This run's own write of the window, as the table would read back; None if it changed."""
-        entry = self._written.get(uri)
-        if entry is None:
-            return None
-        entry.readers -= 1
-        if entry.readers <= 0:
-            del self._written[uri]
-        if (
-            entry.window != window
-            or not set(names) <= set(entry.data.column_names)
-            or window_files(table, window) != entry.files
-        ):
-            return None
-        try:
-            data = entry.data.select(names).cast(pa.schema([schema.field(n) for n in names]))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None
-        context.log.debug(f"{uri}: read from this run's own write of the window")
-        return data
+        return to_pandas(dataset.to_table(columns=list(columns) if columns else None))
