@@ -267,3 +267,16 @@ def test_local_times_are_converted_per_row_however_often_they_repeat() -> None:
     assert utc.iloc[[1, 3, 5]].isna().all()  # 30 February, month 13, no month
     assert utc.iloc[4] == pd.Timestamp("2013-01-02T05:00Z")  # hour 24: midnight the next day
     assert str(utc.dtype) == "datetime64[us, UTC]"
+
+
+def test_a_quarantined_record_is_the_delivered_row_whatever_its_characters() -> None:
+    """Quotes, backslashes, accents, control characters, missing values: json.dumps' text."""
+    codes = ['say "hi"', "back\\slash", "café", "ctl\x01", "", None, "plain"]
+    raw = _raw(code=codes, count=["x"] * len(codes), ratio=["1"] * len(codes),
+               flag=["t"] * len(codes), at=["NA"] * len(codes))  # fmt: skip
+    result = clean_table(raw, CONTRACT)
+    quarantine = result.quarantine.set_index("_source_row")
+    assert len(quarantine) == len(codes)
+    for row, code in enumerate(codes, start=1):
+        delivered = {"code": code, "count": "x", "ratio": "1", "flag": "t", "at": "NA"}
+        assert quarantine.loc[row, "record"] == json.dumps(delivered)
