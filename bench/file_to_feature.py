@@ -1,12 +1,13 @@
 """From a landed file to its committed feature partition, under ``dagster dev`` with automation on.
 
     .venv/bin/python -m bench.file_to_feature [--quick] [--out PATH] [--results PATH]
-        [--work DIR] [--sensor-interval 5] [--samples N] [--prepare-days N] [--timeout 600]
+        [--work DIR] [--sensor-interval S] [--samples N] [--prepare-days N] [--timeout 600]
 
 What a user sees: ``dagster dev`` (``dataeng_assets_tests.dagster_dev.run_dagster_dev``, loopback
 only) with its own fresh landing zone, lake and DAGSTER_HOME under ``--work``
-(``data/bench/file_to_feature/``), ``DATAENG_AUTOMATION=on`` and every sensor ticking every
-``--sensor-interval`` seconds. Nobody clicks. The code location is a copy taken at the start
+(``data/bench/file_to_feature/``), ``DATAENG_AUTOMATION=on`` and the sensors' shipped intervals
+(the arrival sensors every 4 s, the automation and alert sensors every 30 s;
+``--sensor-interval S`` sets the latter, as ``DATAENG_SENSOR_INTERVAL_SECONDS``). Nobody clicks. The code location is a copy taken at the start
 (``<work>/src``, first on PYTHONPATH; ``--no-snapshot`` runs the tree in place): every run process
 imports the package afresh, and others edit the tree meanwhile.
 
@@ -60,7 +61,7 @@ from dagster._core.scheduler.instigation import InstigatorType
 
 from bench.common import WORK, code_state, loadavg, machine, now_iso, percentile, write_json
 from dataeng_assets.landing.replay import replay
-from dataeng_assets.settings import PROJECT_ROOT
+from dataeng_assets.settings import PROJECT_ROOT, load_settings
 from dataeng_assets.sources import registry
 from dataeng_assets_tests.automation_flow import (
     ALERT_SENSOR,
@@ -506,7 +507,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=None, help="a copy of the JSON result")
     parser.add_argument("--quick", action="store_true", help="3 prepared days, 3 samples")
     parser.add_argument("--work", type=Path, default=WORK / "file_to_feature")
-    parser.add_argument("--sensor-interval", type=int, default=5, help="seconds (default 5)")
+    parser.add_argument(
+        "--sensor-interval",
+        type=int,
+        default=None,
+        help="DATAENG_SENSOR_INTERVAL_SECONDS (default: the shipped 30 s)",
+    )
     parser.add_argument("--samples", type=int, default=None, help="default 7 (3 with --quick)")
     parser.add_argument("--prepare-days", type=int, default=None, help="default 7 (3 --quick)")
     parser.add_argument("--timeout", type=float, default=600, help="per sample, seconds")
@@ -535,16 +541,19 @@ def main(argv: list[str] | None = None) -> int:
     extra_env = {
         "PYTHONPATH": os.pathsep.join(dict.fromkeys(python_path)),
         "DATAENG_AUTOMATION": "on",
-        "DATAENG_SENSOR_INTERVAL_SECONDS": str(args.sensor_interval),
         "DATAENG_ALERT_CHANNELS": "file,log",
         "DATAENG_ALERT_FILE": str(work / "alerts.jsonl"),
     }
+    if args.sensor_interval is not None:
+        extra_env["DATAENG_SENSOR_INTERVAL_SECONDS"] = str(args.sensor_interval)
+    shipped = load_settings({})
     result: dict[str, Any] = {
         "benchmark": "file_to_feature",
         "at": now_iso(),
         "mode": "quick" if args.quick else "full",
         "command": "python -m bench.file_to_feature " + " ".join(argv or sys.argv[1:]),
-        "sensor_interval_s": args.sensor_interval,
+        "sensor_interval_s": args.sensor_interval or shipped.sensor_interval_seconds,
+        "arrival_interval_s": shipped.arrival_interval_seconds,
         "code": code_state(src),
         "work": str(work),
         "env": extra_env,

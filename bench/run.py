@@ -110,7 +110,8 @@ def file_to_feature_scenario(run: dict) -> dict:
     result = run.get("inner") or {}
     path = result.get("critical_path_median_s") or {}
     note = (
-        f"{result.get('samples_ok')} days delivered under dagster dev, sensor interval "
+        f"{result.get('samples_ok')} days delivered under dagster dev, arrival sensor every "
+        f"{result.get('arrival_interval_s', '?')} s, automation and alert sensors every "
         f"{result.get('sensor_interval_s')} s, p95 {result.get('p95_s')} s; median critical path: "
         + ", ".join(f"{k.removesuffix('_s')} {v} s" for k, v in path.items())
     )
