@@ -128,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         "broken_column": BROKEN_COLUMN,
         "code": code_state(src),
         # code_state names this repository's commit; --src may be another checkout.
-        "src_commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True,
-                                     text=True, check=False).stdout.strip(),  # fmt: skip
+        "src_commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, check=False
+        ).stdout.strip(),
         "machine": machine(),
         "median_clean_table_s": statistics.median(r["clean_table_s"] for r in runs),
         "median_wall_s": statistics.median(r["wall_s"] for r in runs),
