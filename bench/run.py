@@ -433,7 +433,9 @@ class Bench:
                     "dagster dev); `python -m bench.run --quick --only file_to_feature` runs it"}  # fmt: skip
         out = self.work / "file_to_feature" / "result.json"
         m = run_measured(
-            "file_to_feature", [PYTHON, "-m", "bench.file_to_feature", "--out", str(out)]
+            "file_to_feature",
+            [PYTHON, "-m", "bench.file_to_feature", "--out", str(out),
+             "--results", str(self.out_dir / "file_to_feature.json")]
             + (["--quick"] if self.quick else []),
             env=self.env(self.work, self.work, self.dagster_home("file_to_feature")), cwd=self.src,
             log_path=self.work / "file_to_feature" / "log.txt", out_path=out, timeout_s=3600,
