@@ -9,8 +9,8 @@ cleaned and quarantine, compute the same checks per day (``raw_check_results``,
 ``cleaned_results_by_day``), then build the features (``build_flight_delay_features``), validate them and write them, and build
 the quality scorecard (``quality.build_scorecard``, ``quality.drift_report``) and write it. Every table
 is written the way the IO manager writes it: ``to_arrow``, ``check_window``, the table created once,
-``write_deltalake(mode="overwrite", predicate=<the window>, partition_by=["date"],
-schema_mode="merge")``.
+``overwrite_window`` (``write_deltalake(mode="overwrite", predicate=<the window>, partition_by=["date"],
+schema_mode="merge")`` fed in batches).
 
 What it leaves out is what only an orchestrator does: the run and its event log, materialization
 events and metadata, reading each upstream table back from Delta (frames stay in memory here), and
@@ -37,7 +37,7 @@ T0 = time.perf_counter()
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.fs as pafs  # noqa: E402
-from deltalake import DeltaTable, write_deltalake  # noqa: E402
+from deltalake import DeltaTable  # noqa: E402
 from deltalake.exceptions import TableNotFoundError  # noqa: E402
 
 from bench.common import Timer  # noqa: E402
@@ -55,6 +55,7 @@ from dataeng_assets.storage.delta_io_manager import (  # noqa: E402
     PARTITION_COLUMN,
     check_schema_compatible,
     check_window,
+    overwrite_window,
     to_arrow,
     to_pandas,
     window_predicate,
@@ -86,10 +87,7 @@ class Lake:
             DeltaTable.create(uri, data.schema, mode="ignore", partition_by=partition_by)
             delta = DeltaTable(uri)
         check_schema_compatible(delta, data.schema, f"{layer}/{table}")
-        write_deltalake(
-            uri, data, mode="overwrite", predicate=predicate, partition_by=partition_by,
-            schema_mode="merge",
-        )  # fmt: skip
+        overwrite_window(uri, data, predicate, partition_by)
         return len(data)
 
 

@@ -146,6 +146,33 @@ def _fill_null_types(data: pa.Table, table: DeltaTable) -> pa.Table:
     return data
 
 
+# Rows per batch handed to delta-rs: it converts one batch at a time instead of the whole table
+# (a 4M-row table: a write 1 GiB smaller at its peak, and a third faster; bench/results/profile.md).
+WRITE_BATCH_ROWS = 262_144
+
+
+def overwrite_window(
+    uri: str,
+    data: pa.Table,
+    predicate: str | None,
+    partition_by: list[str] | None,
+    storage_options: dict[str, str] | None = None,
+) -> None:
+    """One commit replacing the rows ``predicate`` selects (the whole table without one) by ``data``."""
+    batches = pa.RecordBatchReader.from_batches(
+        data.schema, data.to_batches(max_chunksize=WRITE_BATCH_ROWS)
+    )
+    write_deltalake(
+        uri,
+        batches,
+        mode="overwrite",
+        predicate=predicate,
+        partition_by=partition_by,
+        schema_mode="merge",
+        storage_options=storage_options,
+    )
+
+
 def _step_context(context: OutputContext) -> Any:
     """The step's context, to attach per-partition metadata; None outside a real run (tests)."""
     try:
@@ -220,15 +247,7 @@ class DeltaLakeIOManager(ConfigurableIOManager):
         check_schema_compatible(table, data.schema, name)
 
         def write() -> None:
-            write_deltalake(
-                uri,
-                data,
-                mode="overwrite",
-                predicate=predicate,
-                partition_by=partition_by,
-                schema_mode="merge",
-                storage_options=storage_options,
-            )
+            overwrite_window(uri, data, predicate, partition_by, storage_options)
 
         _retry_commit(write, self.commit_attempts, context.log)
         table = self._open(uri)
