@@ -30,6 +30,8 @@ from typing import Any
 
 import psutil
 
+from bench import first_touch
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 WORK = REPO / "data" / "bench"  # generated data and lakes; /data is git-ignored
@@ -104,6 +106,7 @@ def machine() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "shared": "2 cores shared with other sessions (see loadavg recorded with every run)",
+        "fresh_memory": first_touch.measure(),
         "versions": versions,
     }
 

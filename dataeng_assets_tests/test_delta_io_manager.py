@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pytest
 from dagster import (
     AssetExecutionContext,
     AssetKey,
     DagsterInstance,
+    InputContext,
+    PythonObjectDagsterType,
     build_input_context,
     materialize,
 )
@@ -19,6 +22,7 @@ from deltalake import DeltaTable
 from dataeng_assets.partitions import DAILY_2013, SINGLE_RUN_BACKFILL
 from dataeng_assets.resources import build_resources
 from dataeng_assets.storage.delta_io_manager import (
+    DeferredFrame,
     DeltaLakeIOManager,
 )
 from dataeng_assets.storage.object_store import ObjectStore
@@ -215,6 +219,33 @@ def test_a_window_load_opens_only_that_windows_files(two_weeks_lake: Path, tmp_p
         len(frame)
         == expected_daily_counts(dt.date(2013, 1, 10), dt.date(2013, 1, 10))[dt.date(2013, 1, 10)]
     )
+
+
+def test_a_deferred_input_is_read_when_the_step_asks_and_not_before(
+    two_weeks_lake: Path, tmp_path: Path
+) -> None:
+    lake = tmp_path / "lake"
+    shutil.copytree(two_weeks_lake, lake)
+    io_manager = DeltaLakeIOManager(store=ObjectStore(root=str(lake)))
+
+    def context(deferred: bool) -> InputContext:
+        return build_input_context(
+            asset_key=AssetKey(["cleaned", "flights"]),
+            partition_key="2013-01-10",
+            asset_partitions_def=DAILY_2013,
+            dagster_type=PythonObjectDagsterType(DeferredFrame) if deferred else None,
+        )
+
+    deferred = io_manager.load_input(context(deferred=True))
+    assert isinstance(deferred, DeferredFrame)
+    # The same rows and types as a plain input of that window.
+    pd.testing.assert_frame_equal(deferred.load(), io_manager.load_input(context(deferred=False)))
+
+    # Nothing is read until load(): a day whose files go away in between fails only then.
+    late = io_manager.load_input(context(deferred=True))
+    shutil.rmtree(lake / "cleaned" / "flights" / "date=2013-01-10")
+    with pytest.raises(OSError):
+        late.load()
 
 
 def test_output_metadata_describes_the_commit_per_partition(

@@ -43,7 +43,7 @@ from dataeng_assets.landing.files import (
 )
 from dataeng_assets.partitions import DAILY_2013, SINGLE_RUN_BACKFILL
 from dataeng_assets.sources import Source
-from dataeng_assets.storage.delta_io_manager import to_pandas
+from dataeng_assets.storage.delta_io_manager import DeferredFrame, to_pandas
 from dataeng_assets.storage.object_store import ObjectStore
 from dataeng_assets.storage.pools import table_pool
 from dataeng_assets.storage.secrets import PiiKey
@@ -203,12 +203,13 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
         pool=table_pool(cleaned_key),
     )
     def cleaned_assets(
-        context: AssetExecutionContext, raw: pd.DataFrame, pii: PiiKey, **references: pd.DataFrame
+        context: AssetExecutionContext, raw: DeferredFrame, pii: PiiKey, **references: pd.DataFrame
     ) -> Iterator:
         frames = {name.removeprefix("ref_"): frame for name, frame in references.items()}
+        delivered = raw.load()
         try:
             result = clean_table(
-                raw,
+                delivered,
                 contract,
                 natural_key=source.natural_key,
                 normalise=source.normalise,
@@ -220,6 +221,10 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
             )
         except ContractViolation as error:
             raise Failure(description=str(error), allow_retries=False) from error
+        # Only each raw row's day is needed from here on: let the delivered day go before the
+        # outputs are written (the peak of a large day's run).
+        raw_days = delivered[[PARTITION_COLUMN]] if source.is_daily else delivered.iloc[:0, :0]
+        del delivered
         quarantine = result.quarantine.assign(
             run_id=context.run.run_id, quarantined_at=pd.Timestamp.now(tz="UTC").as_unit("us")
         )
@@ -230,7 +235,7 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
             "exact_duplicates_removed": result.exact_duplicates_removed,
         }
         if source.is_daily:
-            _add_daily_accounting(context, cleaned_key, raw, result)
+            _add_daily_accounting(context, cleaned_key, raw_days, result)
         yield Output(
             result.frame,
             output_name="cleaned",
@@ -241,7 +246,7 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
         yield from check_events(
             context,
             cleaned_results_by_day(
-                cleaned_key, result, raw, contract, natural_key, frames, context.partition_keys
+                cleaned_key, result, raw_days, contract, natural_key, frames, context.partition_keys
             )
             if source.is_daily
             else {None: cleaned_results(cleaned_key, result, contract, natural_key, frames)},
@@ -251,11 +256,12 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
 
 
 def _add_daily_accounting(
-    context: AssetExecutionContext, key: AssetKey, raw: pd.DataFrame, result: CleanResult
+    context: AssetExecutionContext, key: AssetKey, raw_days: pd.DataFrame, result: CleanResult
 ) -> None:
     """Each day's own row accounting on its partition's materialization, for the UI to show."""
     rows_in, rows_out, quarantined = (
-        rows_per_day(frame[PARTITION_COLUMN]) for frame in (raw, result.frame, result.quarantine)
+        rows_per_day(frame[PARTITION_COLUMN])
+        for frame in (raw_days, result.frame, result.quarantine)
     )
     for day in context.partition_keys:
         counts = {

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
     ConfigurableIOManager,
+    DagsterInvariantViolationError,
     InputContext,
     MetadataValue,
     OutputContext,
@@ -159,6 +160,9 @@ def overwrite_window(
     storage_options: dict[str, str] | None = None,
 ) -> None:
     """One commit replacing the rows ``predicate`` selects (the whole table without one) by ``data``."""
+    # delta-rs buffers a partitioned write with its own allocator: first hand back to the system
+    # what Arrow has freed but kept (a step's dropped input), or the write's buffers come on top.
+    pa.default_memory_pool().release_unused()
     batches = pa.RecordBatchReader.from_batches(
         data.schema, data.to_batches(max_chunksize=WRITE_BATCH_ROWS)
     )
@@ -171,6 +175,31 @@ def overwrite_window(
         schema_mode="merge",
         storage_options=storage_options,
     )
+
+
+class DeferredFrame:
+    """An input the step reads when it asks for it (``load()``), not before the step starts.
+
+    A DataFrame input is held by Dagster until the step ends, so it is still in memory while the
+    step's outputs are written. A step that consumes a large input early (cleaned reads its raw
+    day) takes it this way and drops it once it is done with it: with the write below handing
+    Arrow's freed memory back first, a 4M-row day's run peaks at 3.5 GiB instead of 4.1
+    (bench/results/profile.md).
+    """
+
+    def __init__(self, load: Callable[[], pd.DataFrame]) -> None:
+        self._load = load
+
+    def load(self) -> pd.DataFrame:
+        return self._load()
+
+
+def _asks_for(context: InputContext, kind: type) -> bool:
+    """Whether the input is declared as ``kind`` (False for a context built without a type)."""
+    try:
+        return context.dagster_type.typing_type is kind
+    except DagsterInvariantViolationError:
+        return False
 
 
 def _step_context(context: OutputContext) -> Any:
@@ -332,7 +361,12 @@ class DeltaLakeIOManager(ConfigurableIOManager):
             ]
         )
 
-    def load_input(self, context: InputContext) -> pd.DataFrame:
+    def load_input(self, context: InputContext) -> pd.DataFrame | DeferredFrame:
+        if _asks_for(context, DeferredFrame):
+            return DeferredFrame(lambda: self._read(context))
+        return self._read(context)
+
+    def _read(self, context: InputContext) -> pd.DataFrame:
         upstream = context.upstream_output
         key_path = (upstream.asset_key if upstream else context.asset_key).path
         uri = self.table_uri(key_path)
@@ -350,4 +384,6 @@ class DeltaLakeIOManager(ConfigurableIOManager):
             dataset = table.to_pyarrow_dataset()
         # Column pruning: an input can declare the only columns it needs (AssetIn metadata).
         columns = (context.definition_metadata or {}).get("columns")
-        return to_pandas(dataset.to_table(columns=list(columns) if columns else None))
+        frame = to_pandas(dataset.to_table(columns=list(columns) if columns else None))
+        pa.default_memory_pool().release_unused()  # the read's own buffers, gone with its table
+        return frame
