@@ -86,6 +86,17 @@ def machine_line(results: dict) -> str:
     return f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores (shared), {m.get('memory_gib', '?')} GiB, {m.get('os', '')}"
 
 
+def fresh_memory_line(results: dict) -> str:
+    fresh = results.get("machine", {}).get("fresh_memory")
+    if not fresh:
+        return "- Fresh memory: not measured by this run"
+    return (
+        f"- Fresh memory (`bench/first_touch.py`): a new process takes {fresh['first_touch_s_per_gib']} s"
+        f" to touch its first GiB, {fresh['again_s_per_gib']} s to touch it again; a run's peak"
+        " memory is also time here"
+    )
+
+
 def figures(results: dict) -> dict[str, dict]:
     sc = results.get("scenarios", {})
     out: dict[str, dict] = {}
@@ -249,6 +260,7 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
         "",
         f"- Machine: {machine_line(results)}; Python {results.get('machine', {}).get('python')}; "
         + ", ".join(f"{k} {v}" for k, v in results.get("machine", {}).get("versions", {}).items()),
+        fresh_memory_line(results),
         f"- Code: commit `{(code.get('commit') or '')[:12]}`"
         + (
             f" plus uncommitted changes in {len(changed)} package file(s) (the tree was being worked on)"

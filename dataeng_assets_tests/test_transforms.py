@@ -123,6 +123,39 @@ def test_rule_actions_decide_drop_warn_and_fail() -> None:
         clean_table(broken, contract)
 
 
+def test_each_violation_names_its_own_value_when_values_repeat() -> None:
+    contract = parse_contract(
+        {
+            "table": "t",
+            "columns": [
+                {"name": "code", "type": "string", "checks": [{"isin": ["a"], "action": "warn"}]},
+                {"name": "n", "type": "int", "checks": [{"less_than": 5, "action": "warn"}]},
+                {"name": "r", "type": "float", "checks": [{"less_than": 1, "action": "warn"}]},
+            ],
+        }
+    )
+    raw = _raw(code=["b", "a", "c", "b", "it's"], n=["7", "1", "9", "7", "7"],
+               r=["1.5", "0", "2.25", "1.75", "1.5"])  # fmt: skip
+    result = clean_table(raw, contract)
+    reasons = result.violations.groupby("rule")["reason"].agg(list).to_dict()
+    assert [r.split(" breaks")[0] for r in reasons["code.isin"]] == [
+        "code: 'b'", "code: 'c'", "code: 'b'", 'code: "it\'s"',
+    ]  # fmt: skip
+    assert [r.split(" breaks")[0] for r in reasons["n.less_than"]] == [
+        "n: 7",
+        "n: 9",
+        "n: 7",
+        "n: 7",
+    ]
+    assert [r.split(" breaks")[0] for r in reasons["r.less_than"]] == [
+        "r: 1.5",
+        "r: 2.25",
+        "r: 1.75",
+        "r: 1.5",
+    ]
+    assert result.rows_out == 5  # warned, all kept
+
+
 def test_unparseable_lines_go_to_quarantine_with_their_text() -> None:
     raw = _raw(
         code=["a", None], count=["1", None], ratio=["1", None], flag=["t", None], at=["NA", None]
