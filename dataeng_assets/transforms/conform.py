@@ -325,7 +325,11 @@ def _renumber(key: np.ndarray, bound: int) -> tuple[np.ndarray, int]:
     if bound <= 4 * len(key) + 1024:  # a small key space: a lookup table, not a hash table
         present = np.zeros(bound, dtype=bool)
         present[key] = True
-        return (np.cumsum(present) - 1)[key], int(present.sum())
+        # int32 and in place: the table can have 16M slots on a 4M-row day (0.25 GiB as int64,
+        # twice over with the subtraction).
+        lookup = np.cumsum(present, dtype=np.int32)
+        lookup -= 1
+        return lookup[key].astype(np.int64), int(present.sum())
     groups, uniques = pd.factorize(key)
     return groups, len(uniques)
 
@@ -706,6 +710,7 @@ def clean_table(
 
     # 2. Values that cannot be typed as the contract says.
     typed, type_problems = cast_to_contract(parsed, contract, na_values)
+    del parsed  # a copy of the delivered day when lines were unparseable; typed has what it needs
     problems.append(type_problems)
     typed = _without(typed, type_problems["row"].unique())
 
@@ -733,6 +738,7 @@ def clean_table(
     dropped = violations[violations["action"] == "drop"]
     problems.append(dropped)
     kept = _without(typed, dropped["row"].unique())
+    del typed  # when rows were dropped, kept is a copy: two typed days would be held to the end
 
     # 5. The natural key: a later delivery supersedes an earlier one (kept in quarantine).
     superseded = superseded_rows(kept, natural_key)
