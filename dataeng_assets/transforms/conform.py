@@ -348,8 +348,13 @@ def _repeated(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
             break
         values = frame[column]
         codes, size = _codes(values.iloc[candidates] if len(candidates) < len(values) else values)
-        groups, count = _renumber(groups * size + codes, count * size)
-        tied = np.bincount(groups, minlength=count)[groups] > 1
+        # In place (groups is always this function's own array): on a 4M-row day where every
+        # key column must be read over every row, each temporary is 32 MB.
+        groups *= size
+        groups += codes
+        del codes
+        groups, count = _renumber(groups, count * size)
+        tied = (np.bincount(groups, minlength=count) > 1)[groups]
         candidates, groups = candidates[tied], groups[tied]
     repeated = np.zeros(len(frame), dtype=bool)
     repeated[candidates] = True
@@ -391,7 +396,9 @@ def distinct_rows(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, 
         if bound * size >= 2**62:  # renumber the groups so far before the key could overflow
             key, uniques = pd.factorize(key)
             bound = len(uniques)
-        key, bound = key * size + codes, bound * size
+        key *= size  # in place: key is this function's own array
+        key += codes
+        bound *= size
     groups, count = _renumber(key, bound)
     representatives = np.empty(count, dtype=np.intp)
     representatives[groups] = np.arange(rows)  # any row of a group stands for all of it
