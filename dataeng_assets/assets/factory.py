@@ -223,7 +223,7 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
             raise Failure(description=str(error), allow_retries=False) from error
         # Only each raw row's day is needed from here on: let the delivered day go before the
         # outputs are written (the peak of a large day's run).
-        raw_days = delivered[[PARTITION_COLUMN]] if source.is_daily else delivered.iloc[:0, :0]
+        raw_days = delivered[[PARTITION_COLUMN]] if source.is_daily else None
         del delivered
         quarantine = result.quarantine.assign(
             run_id=context.run.run_id, quarantined_at=pd.Timestamp.now(tz="UTC").as_unit("us")

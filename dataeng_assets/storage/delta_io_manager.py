@@ -182,8 +182,8 @@ class DeferredFrame:
 
     A DataFrame input is held by Dagster until the step ends, so it is still in memory while the
     step's outputs are written. A step that consumes a large input early (cleaned reads its raw
-    day) takes it this way and drops it once it is done with it: with the write below handing
-    Arrow's freed memory back first, a 4M-row day's run peaks at 3.5 GiB instead of 4.1
+    day) takes it this way and drops it once it is done with it. With the write below handing
+    Arrow's freed memory back first, that took a 4M-row day's run from a 4.1 to a 3.5 GiB peak
     (bench/results/profile.md).
     """
 
