@@ -38,7 +38,7 @@ TARGETS = {
     "full_year_ratio": (1.5, "<=", "x", "Dagster CLI single-run backfill of 365 days / bare script, same run"),
     "full_year_backfill_s": (10.0, "<=", "s", "Dagster CLI single-run backfill of the real 2013 year, whole process"),
     "file_to_feature_p50_s": (10.0, "<=", "s", "landed file -> committed feature partition under dagster dev, p50"),
-    "linearity": (1.2, "<=", "x", "time per row at the largest size / at the smallest (Dagster run, in-process `materialize` time)"),
+    "linearity": (1.2, "<=", "x", "time per row at the largest size / at the smallest (Dagster run in-process, `execute_job` time)"),
     "peak_mem_ratio": (3.0, "<=", "x", "peak RSS of the Dagster CLI run (process tree) / the partition's flights as delivered, in memory (Arrow)"),
     "query_p95_s": (0.5, "<", "s", "filtered aggregate by carrier and month over the year's feature table, p95"),
 }  # fmt: skip

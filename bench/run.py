@@ -4,7 +4,7 @@ Scenarios (each writes its measurements into ``bench.json`` as soon as it is don
 
 - ``imports``: a bare ``import dagster`` and the code location's import, on their own;
 - ``partition``: one scaled day (4M flights; 50k with --quick) through every way: the Dagster CLI
-  as a user runs it, Dagster in-process (``materialize``), the bare script, the pyarrow I/O floor and
+  as a user runs it, Dagster in-process (``execute_job``), the bare script, the pyarrow I/O floor and
   the DuckDB peer;
 - ``full_year``: the real 2013 flights, 365 partitions, as one single-run backfill, every way
   (2013-01-01..14 with --quick, without the in-process way);
@@ -59,7 +59,7 @@ DAY = generate.SCALED_DAY
 ALL_WAYS = ["dagster_cli", "dagster_inprocess", "bare", "io_floor", "duckdb"]
 WAY_LABELS = {
     "dagster_cli": "Dagster CLI (`dagster asset materialize`, SQLite instance)",
-    "dagster_inprocess": "Dagster in-process (`materialize`, ephemeral instance)",
+    "dagster_inprocess": "Dagster in-process (`execute_job`, ephemeral instance)",
     "bare": "bare script (same functions, delta-rs writes)",
     "io_floor": "I/O floor (pyarrow CSV -> Parquet)",
     "duckdb": "DuckDB SQL peer (writes Delta)",
