@@ -16,6 +16,7 @@ from bench.common import GIB, MIB, RESULTS, median, percentile, write_json
 WAY_ORDER = [
     "dagster_cli", "dagster_cli_postgres", "dagster_cli_daily", "dagster_cli_pooled",
     "dagster_cli_daily_pooled", "dagster_inprocess", "bare", "io_floor", "duckdb", "noop_1", "noop_8",
+    "noop_shape", "noop_imports",
 ]  # fmt: skip
 LABELS = {
     "dagster_cli": "Dagster CLI",
@@ -25,6 +26,8 @@ LABELS = {
     "dagster_cli_daily_pooled": "CLI, both",
     "noop_1": "1 no-op daily asset",
     "noop_8": "8 no-op daily assets",
+    "noop_shape": "Dagster CLI, one day of no-op assets and checks",
+    "noop_imports": "the bare script's imports only",
     "dagster_inprocess": "Dagster in-process",
     "bare": "bare script",
     "io_floor": "I/O floor (pyarrow)",
@@ -97,6 +100,16 @@ def fresh_memory_line(results: dict) -> str:
     )
 
 
+def run_floor_s(floor: dict | None) -> float | None:
+    """Dagster's fixed part of one run: the no-op run's median wall minus the bare script's
+    imports' median."""
+    if not floor:
+        return None
+    run = median(walls(floor["runs"].get("noop_shape", [])))
+    imports = median(walls(floor["runs"].get("noop_imports", [])))
+    return run - imports if run is not None and imports is not None else None
+
+
 def figures(results: dict) -> dict[str, dict]:
     sc = results.get("scenarios", {})
     out: dict[str, dict] = {}
@@ -123,12 +136,20 @@ def figures(results: dict) -> dict[str, dict]:
     if part:
         runs = part["runs"]
         rows = part["rows"]
+        floor = run_floor_s(sc.get("run_floor"))
+        floor_note = ""
+        if floor is not None:
+            bare_s = median(walls(runs["bare"]))
+            floor_note = (
+                f"; Dagster's own floor for one run of this shape is {floor:.1f} s "
+                f"(run_floor), and 20 % of the bare script is {0.2 * bare_s:.1f} s"
+            )
         put(
             "overhead_ratio",
             paired_ratio(runs["dagster_cli"], runs["bare"]),
             "partition",
             f"{rows:,} flights in one day; Dagster in-process / bare = "
-            f"{_fmt(paired_ratio(runs.get('dagster_inprocess', []), runs['bare']))}",
+            f"{_fmt(paired_ratio(runs.get('dagster_inprocess', []), runs['bare']))}" + floor_note,
         )
         put(
             "io_floor_ratio",
@@ -306,6 +327,17 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
         lines += ["", f"## The real year as one single-run backfill: {year['partitions']} partitions "
                   f"({year['window'][0]} .. {year['window'][1]})", ""]  # fmt: skip
         lines += _way_table(year["runs"])
+    floor = sc.get("run_floor")
+    if floor:
+        lines += ["", "## Dagster's fixed part of one run", "",
+                  f"One day of {floor['assets']} no-op assets and {floor['checks']} checks (as many as "
+                  "the pipeline has; `bench/noop_location.py`, chained, one check result per check) "
+                  "through `dagster asset materialize` and the project's SQLite instance, against "
+                  "the bare script's start-up (`import bench.bare`): Dagster's imports and "
+                  "instance, creating and planning the run, its events. "
+                  f"**{_fmt(run_floor_s(floor), 1)} s** a run pays on top of the bare script, "
+                  "whatever the day's size.", ""]  # fmt: skip
+        lines += _way_table(floor["runs"], base="noop_imports", base_label="vs imports")
     sections = [
         ("dagster_floor", "Dagster alone: {partitions} partitions of assets that do nothing",
          "The same CLI backfill of daily assets that touch no data (`bench/noop_location.py`): "

@@ -6,6 +6,8 @@ Scenarios (each writes its measurements into ``bench.json`` as soon as it is don
 - ``partition``: one scaled day (4M flights; 50k with --quick) through every way: the Dagster CLI
   as a user runs it, Dagster in-process (``execute_job``), the bare script, the pyarrow I/O floor and
   the DuckDB peer;
+- ``run_floor``: Dagster's fixed part of one run: a day of no-op assets and checks, as many as the
+  pipeline has (bench/noop_location.py), against the bare script's imports;
 - ``full_year``: the real 2013 flights, 365 partitions, as one single-run backfill, every way
   (2013-01-01..14 with --quick, without the in-process way);
 - ``dagster_floor``: the same backfill of daily assets that do nothing (1, and 8 like the pipeline):
@@ -30,6 +32,7 @@ import argparse
 import datetime as dt
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,6 +72,8 @@ WAY_LABELS = {
     "dagster_cli_daily_pooled": "both of the above",
     "noop_1": "Dagster CLI, 1 daily asset that does nothing",
     "noop_8": "Dagster CLI, 8 chained daily assets that do nothing",
+    "noop_shape": "Dagster CLI, one day of no-op assets and checks as many as the pipeline's",
+    "noop_imports": "the bare script's imports, nothing else",
 }
 
 
@@ -229,6 +234,15 @@ class Bench:
             cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-m",
                    "dataeng_assets.definitions", "--select", "*", *partition]  # fmt: skip
             out_path = None
+        elif way == "noop_imports":
+            cmd = [PYTHON, "-c", "import bench.bare"]  # the bare script's start-up: its imports
+            out_path = None
+        elif way == "noop_shape":
+            env["BENCH_NOOP_ASSETS"], env["BENCH_NOOP_CHECKS"] = map(str, self.pipeline_shape())
+            cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-f",
+                   str(REPO / "bench" / "noop_location.py"), "--select", "*",
+                   "--partition", start.isoformat()]  # fmt: skip
+            out_path = None
         elif way.startswith("noop_"):
             env["BENCH_NOOP_ASSETS"] = way.removeprefix("noop_")
             cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-f",
@@ -351,6 +365,27 @@ class Bench:
         return {"window": [window[0].isoformat(), window[1].isoformat()],
                 "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
 
+    def pipeline_shape(self) -> tuple[int, int]:
+        """How many assets and checks the code location under test has."""
+        code = ("import dataeng_assets.definitions as d; g = d.defs.resolve_asset_graph(); "
+                "print(len(g.get_all_asset_keys()), len(g.asset_check_keys))")  # fmt: skip
+        out = subprocess.run([PYTHON, "-c", code], cwd=self.src, capture_output=True, text=True,
+                             check=True, env={**os.environ, "PYTHONPATH": str(self.src)})  # fmt: skip
+        assets, checks = out.stdout.split()[-2:]
+        return int(assets), int(checks)
+
+    def scenario_run_floor(self) -> dict:
+        """Dagster's fixed part of one run: a day of no-op assets and checks, as many as the
+        pipeline has, through the CLI and the project's SQLite instance, against the bare script's
+        start-up (its imports). The difference is what a run of this shape pays on top of the bare
+        script whatever the day's size: Dagster's imports and instance, the run, its events."""
+        assets, checks = self.pipeline_shape()
+        landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
+        runs = self.alternate(
+            "run_floor", ["noop_shape", "noop_imports"], landing, (DAY, DAY), "day"
+        )
+        return {"assets": assets, "checks": checks, "runs": runs}
+
     def scenario_linearity(self) -> dict:
         ways = ["dagster_inprocess"] if self.quick else ["dagster_inprocess", "bare"]
         sizes: dict[str, dict] = {}
@@ -451,7 +486,7 @@ class Bench:
         self.only = only
         self.code = code_state(self.src)
         self.started_at = now_iso()
-        scenarios = ["imports", "partition", "full_year", "dagster_floor", "linearity", "query",
+        scenarios = ["imports", "partition", "run_floor", "full_year", "dagster_floor", "linearity", "query",
                      "file_to_feature"]  # fmt: skip
         scenarios += [n for n in only if n in ("instance_storage", "experiments")]  # on request
         self.results.update({
