@@ -144,6 +144,13 @@ def figures(results: dict) -> dict[str, dict]:
                 f"; Dagster's own floor for one run of this shape is {floor:.1f} s "
                 f"(run_floor), and 20 % of the bare script is {0.2 * bare_s:.1f} s"
             )
+        large = sc.get("large_day")
+        if large and ok_runs(large["runs"].get("dagster_cli", [])):
+            floor_note += (
+                f"; at {large['rows']:,} flights the CLI run is "
+                f"{_fmt(paired_ratio(large['runs']['dagster_cli'], large['runs']['bare']))}x "
+                "the bare script (large_day)"
+            )
         put(
             "overhead_ratio",
             paired_ratio(runs["dagster_cli"], runs["bare"]),
@@ -327,6 +334,12 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
         lines += ["", f"## The real year as one single-run backfill: {year['partitions']} partitions "
                   f"({year['window'][0]} .. {year['window'][1]})", ""]  # fmt: skip
         lines += _way_table(year["runs"])
+    large = sc.get("large_day")
+    if large:
+        lines += ["", f"## The largest day through the CLI: {large['rows']:,} flights", "",
+                  "The overhead figure's comparison (whole process against whole process) at the "
+                  "linearity scenario's largest size, where Dagster's fixed part weighs less.", ""]  # fmt: skip
+        lines += _way_table(large["runs"])
     floor = sc.get("run_floor")
     if floor:
         lines += ["", "## Dagster's fixed part of one run", "",

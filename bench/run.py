@@ -15,6 +15,8 @@ Scenarios (each writes its measurements into ``bench.json`` as soon as it is don
 - ``linearity``: 1M, 4M and 16M flights in one day (12.5k, 50k, 200k with --quick), Dagster
   in-process and the bare script (in-process only with --quick); the partition scenario's runs are
   reused for its size; a run whose process tree passes the memory cap is killed and reported;
+- ``large_day`` (on request): the largest linearity size (16M flights) through the Dagster CLI and
+  the bare script, the overhead ratio where Dagster's fixed part weighs less;
 - ``query``: analyst queries over the full-year feature table written by the Dagster CLI;
 - ``file_to_feature``: taken from ``bench/file_to_feature.py`` when it exists, else null.
 
@@ -386,6 +388,16 @@ class Bench:
         )
         return {"assets": assets, "checks": checks, "runs": runs}
 
+    def scenario_large_day(self) -> dict:
+        """The largest linearity size through the CLI against the bare script (the overhead
+        figure at a size where Dagster's fixed part weighs less); no warm-up, one run is minutes."""
+        rows = self.linearity_rows[-1]
+        landing = generate.scaled_landing(rows)
+        runs = self.alternate(
+            "large_day", ["dagster_cli", "bare"], landing, (DAY, DAY), f"rows_{rows}", warmup=False
+        )
+        return {"rows": rows, "runs": runs, "facts": report.facts(landing)}
+
     def scenario_linearity(self) -> dict:
         ways = ["dagster_inprocess"] if self.quick else ["dagster_inprocess", "bare"]
         sizes: dict[str, dict] = {}
@@ -488,7 +500,8 @@ class Bench:
         self.started_at = now_iso()
         scenarios = ["imports", "partition", "run_floor", "full_year", "dagster_floor", "linearity", "query",
                      "file_to_feature"]  # fmt: skip
-        scenarios += [n for n in only if n in ("instance_storage", "experiments")]  # on request
+        # On request: PostgreSQL, experiments, and the CLI on the largest day (an hour in full mode).
+        scenarios += [n for n in only if n in ("instance_storage", "experiments", "large_day")]
         self.results.update({
             "mode": "quick" if self.quick else "full",
             "machine": machine(),
