@@ -25,7 +25,7 @@ untimed warm-up round; no warm-up with --quick), each run a fresh child process 
 figures are medians of ``--reps`` (5) runs; ratios are medians of the per-round ratios (side by side
 in time). Every run records the load average before and after. The package is measured from a copy
 taken at the start (``--no-snapshot`` to measure the tree in place). Full mode takes about three hours
-on 2 cores; --quick about five minutes.
+on 2 cores; --quick (two rounds) about seven minutes.
 """
 
 from __future__ import annotations
@@ -156,7 +156,9 @@ def postgres_env(database: str | None = None, fresh: bool = False) -> dict[str, 
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.quick: bool = args.quick
-        self.reps: int = args.reps
+        # --quick is a smoke run of every scenario (its sizes do not compare with the targets):
+        # two rounds show the ways alternate and the report builds, in minutes.
+        self.reps: int = args.reps or (2 if args.quick else 5)
         self.src: Path = snapshot(args.src.resolve()) if args.snapshot else args.src.resolve()
         self.out_dir: Path = RESULTS / "quick" if self.quick else RESULTS
         self.work: Path = WORK / ("quick" if self.quick else "full")
@@ -528,7 +530,9 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m bench.run", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, January: a few minutes")
-    parser.add_argument("--reps", type=int, default=5, help="timed runs per way (default 5)")
+    parser.add_argument(
+        "--reps", type=int, default=None, help="timed runs per way (default 5; 2 with --quick)"
+    )
     parser.add_argument("--only", nargs="*", default=[], help="scenarios to run (default: all)")
     parser.add_argument(
         "--src",
