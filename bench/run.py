@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import shutil
 import subprocess
@@ -242,7 +243,7 @@ class Bench:
             cmd = [PYTHON, "-c", "import bench.bare"]  # the bare script's start-up: its imports
             out_path = None
         elif way == "noop_shape":
-            env["BENCH_NOOP_ASSETS"], env["BENCH_NOOP_CHECKS"] = map(str, self.pipeline_shape())
+            env["BENCH_NOOP_ASSETS"], env["BENCH_NOOP_CHECKS"] = map(str, self.pipeline_shape)
             cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-f",
                    str(REPO / "bench" / "noop_location.py"), "--select", "*",
                    "--partition", start.isoformat()]  # fmt: skip
@@ -369,8 +370,9 @@ class Bench:
         return {"window": [window[0].isoformat(), window[1].isoformat()],
                 "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
 
+    @functools.cached_property
     def pipeline_shape(self) -> tuple[int, int]:
-        """How many assets and checks the code location under test has."""
+        """How many assets and checks the code location under test has (one import, once)."""
         code = ("import dataeng_assets.definitions as d; g = d.defs.resolve_asset_graph(); "
                 "print(len(g.get_all_asset_keys()), len(g.asset_check_keys))")  # fmt: skip
         out = subprocess.run([PYTHON, "-c", code], cwd=self.src, capture_output=True, text=True,
@@ -383,7 +385,7 @@ class Bench:
         pipeline has, through the CLI and the project's SQLite instance, against the bare script's
         start-up (its imports). The difference is what a run of this shape pays on top of the bare
         script whatever the day's size: Dagster's imports and instance, the run, its events."""
-        assets, checks = self.pipeline_shape()
+        assets, checks = self.pipeline_shape
         landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
         runs = self.alternate(
             "run_floor", ["noop_shape", "noop_imports"], landing, (DAY, DAY), "day"
