@@ -69,6 +69,18 @@ def ok_runs(runs: list[dict]) -> list[dict]:
     return [r for r in runs if r.get("ok")]
 
 
+def timed_runs(scenarios: dict) -> dict[str, int]:
+    """Each scenario's timed runs per way (the most any of its ways has)."""
+    counts = {}
+    for name, data in scenarios.items():
+        runs = data.get("runs") if isinstance(data, dict) else None
+        if isinstance(runs, dict):
+            lists = [len(r) for r in runs.values() if isinstance(r, list)]
+            if lists:
+                counts[name] = max(lists)
+    return counts
+
+
 def walls(runs: list[dict]) -> list[float]:
     return [r["wall_s"] for r in ok_runs(runs)]
 
@@ -300,11 +312,14 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
             f"{name} `{(data.get('code') or code).get('package_digest')}`"
             for name, data in sc.items()
         ),
-        "- Method: ways alternate round by round (order rotated"
-        + (", one untimed warm-up round" if results.get("warmup_round") else ", no warm-up round")
-        + "), "
-        f"{results.get('reps')} timed runs each, medians; ratios are medians of per-round ratios. The "
-        "load average (1 min) before each run is in the tables: 2 cores shared with other sessions.",
+        # Scenarios are often re-run on their own (`--only`), with their own number of rounds:
+        # the count is read from each scenario's runs, not from the last invocation.
+        "- Method: ways alternate round by round (order rotated; an untimed warm-up round first, "
+        "except where one run takes minutes), medians; ratios are medians of per-round ratios. "
+        "Timed runs per way: "
+        + ", ".join(f"{name} {count}" for name, count in timed_runs(sc).items())
+        + ". The load average (1 min) before each run is in the tables: 2 cores shared with other "
+        "sessions.",
         "",
         "## Headline figures against the targets",
         "",
