@@ -314,8 +314,13 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
         ),
         # Scenarios are often re-run on their own (`--only`), with their own number of rounds:
         # the count is read from each scenario's runs, not from the last invocation.
-        "- Method: ways alternate round by round (order rotated; an untimed warm-up round first, "
-        "except where one run takes minutes), medians; ratios are medians of per-round ratios. "
+        "- Method: ways alternate round by round (order rotated; "
+        + (
+            "no warm-up round"
+            if results.get("mode") == "quick"
+            else "an untimed warm-up round first, except where one run takes minutes"
+        )
+        + "), medians; ratios are medians of per-round ratios. "
         "Timed runs per way: "
         + ", ".join(f"{name} {count}" for name, count in timed_runs(sc).items())
         + ". The load average (1 min) before each run is in the tables: 2 cores shared with other "
