@@ -262,7 +262,7 @@ def test_a_requested_range_ingests_exactly_those_days(tmp_path: Path) -> None:
         jobs=[job],
         resources=build_resources(local_settings(landing.root, tmp_path / "lake")),
     )
-    result = defs.get_job_def(job.name).execute_in_process(
+    result = defs.resolve_job_def(job.name).execute_in_process(
         tags=dict(request.tags), partition_key=request.partition_key
     )
     assert result.success

@@ -79,7 +79,7 @@ def test_yesterday_is_requested_skipped_when_missing_or_already_ingested(setup) 
     (request,) = _tick(schedule, definitions, instance, morning).run_requests
     assert request.partition_key == "2013-01-05"
 
-    result = definitions.get_job_def("ingest_flights").execute_in_process(
+    result = definitions.resolve_job_def("ingest_flights").execute_in_process(
         instance=instance, partition_key="2013-01-05", tags=request.tags
     )
     assert result.success
