@@ -221,6 +221,12 @@ class Bench:
         if way == "dagster_cli_postgres":
             env.update(postgres_env())
         span = ["--start", start.isoformat(), "--end", end.isoformat()]
+        # How the CLI is told the window: one day is one partition, more a single-run range.
+        partition = (
+            ["--partition", start.isoformat()]
+            if start == end
+            else ["--partition-range", f"{start.isoformat()}...{end.isoformat()}"]
+        )
         if way.startswith("dagster_cli_daily"):
             # Two commands, as a user would type them: the reference snapshots (unpartitioned) in
             # their own run, then the daily assets as the single-run backfill.
@@ -231,28 +237,19 @@ class Bench:
                    f"{cli} --select '{daily}' --partition-range {span_arg}"]  # fmt: skip
             out_path = None
         elif way.startswith("dagster_cli"):
-            partition = (
-                ["--partition", start.isoformat()]
-                if start == end
-                else ["--partition-range", f"{start.isoformat()}...{end.isoformat()}"]
-            )
             cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-m",
                    "dataeng_assets.definitions", "--select", "*", *partition]  # fmt: skip
             out_path = None
         elif way == "noop_imports":
             cmd = [PYTHON, "-c", "import bench.bare"]  # the bare script's start-up: its imports
             out_path = None
-        elif way == "noop_shape":
-            env["BENCH_NOOP_ASSETS"], env["BENCH_NOOP_CHECKS"] = map(str, self.pipeline_shape)
-            cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-f",
-                   str(REPO / "bench" / "noop_location.py"), "--select", "*",
-                   "--partition", start.isoformat()]  # fmt: skip
-            out_path = None
         elif way.startswith("noop_"):
-            env["BENCH_NOOP_ASSETS"] = way.removeprefix("noop_")
+            if way == "noop_shape":  # as many assets and checks as the pipeline has
+                env["BENCH_NOOP_ASSETS"], env["BENCH_NOOP_CHECKS"] = map(str, self.pipeline_shape)
+            else:
+                env["BENCH_NOOP_ASSETS"] = way.removeprefix("noop_")
             cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-f",
-                   str(REPO / "bench" / "noop_location.py"), "--select", "*",
-                   "--partition-range", f"{start.isoformat()}...{end.isoformat()}"]  # fmt: skip
+                   str(REPO / "bench" / "noop_location.py"), "--select", "*", *partition]  # fmt: skip
             out_path = None
         elif way == "dagster_inprocess":
             cmd = [PYTHON, "-m", "bench.inprocess", *span, "--out", str(out)]
