@@ -18,7 +18,6 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     BackfillPolicy,
-    DailyPartitionsDefinition,
     Definitions,
     MaterializeResult,
     asset,
@@ -26,10 +25,8 @@ from dagster import (
 )
 
 from dataeng_assets.checks import check_events, check_spec
+from dataeng_assets.partitions import DAILY_2013
 
-DAILY_2013 = DailyPartitionsDefinition(
-    start_date="2013-01-01", end_date="2014-01-01", timezone="America/New_York"
-)
 COUNT = int(os.environ.get("BENCH_NOOP_ASSETS", "8"))
 CHECKS = int(os.environ.get("BENCH_NOOP_CHECKS", "0"))
 
