@@ -42,6 +42,13 @@ GIB = 2**30
 MIB = 2**20
 
 
+def dagsters_own_event_log(config: str) -> str:
+    """An instance config (dagster.yaml's text) with Dagster's own SQLite event log instead of the
+    project's (``dataeng_assets/instance_event_log.py``): the "before" of that change."""
+    block = config[config.index("event_log_storage:") :].split("\n\n", 1)[0]
+    return config.replace(block, "")
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 

@@ -8,7 +8,9 @@ nothing but Dagster's events: per asset and day one planned and one materializat
 check and day one evaluation. Each variant runs ``dagster asset materialize`` as a user does, on a
 fresh instance, alternating round by round:
 
-- ``sqlite``: the embedded instance of ``make demo`` (``dagster.yaml``);
+- ``sqlite``: the embedded instance of ``make demo`` (``dagster.yaml``: the project's event log,
+  ``dataeng_assets/instance_event_log.py``, one connection per file);
+- ``sqlite_dagster_log``: the same with Dagster's own SQLite event log (a connection per event);
 - ``sqlite_subset_planned``: the same with ``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=1``
   (one planned event per asset for the whole range instead of one per day);
 - ``postgres``: ``deploy/dagster.postgres.yaml`` on the local PostgreSQL (a fresh database);
@@ -33,6 +35,7 @@ from bench.common import (
     RESULTS,
     VENV_BIN,
     WORK,
+    dagsters_own_event_log,
     loadavg,
     machine,
     now_iso,
@@ -45,6 +48,7 @@ SUBSET = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"}
 BATCH = {"DAGSTER_EVENT_BATCH_SIZE": "1000"}
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "sqlite": ("dagster.yaml", {}),
+    "sqlite_dagster_log": ("dagster.yaml", {}),
     "sqlite_subset_planned": ("dagster.yaml", SUBSET),
     "postgres": ("deploy/dagster.postgres.yaml", {}),
     "postgres_batched": ("deploy/dagster.postgres.yaml", BATCH),
@@ -58,7 +62,10 @@ def run_variant(name: str, days: int, rnd: int) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     home = work / "dagster_home"
     home.mkdir(parents=True)
-    shutil.copy(REPO / config, home / "dagster.yaml")
+    text = (REPO / config).read_text()
+    if name.endswith("_dagster_log"):
+        text = dagsters_own_event_log(text)
+    (home / "dagster.yaml").write_text(text)
     env = {
         "DAGSTER_HOME": str(home),
         "PYTHONPATH": str(REPO),

@@ -52,6 +52,7 @@ from bench.common import (
     WORK,
     Measured,
     code_state,
+    dagsters_own_event_log,
     loadavg,
     machine,
     now_iso,
@@ -71,11 +72,11 @@ WAY_LABELS = {
     "duckdb": "DuckDB SQL peer (writes Delta)",
     "dagster_cli_postgres": "Dagster CLI with the PostgreSQL instance (deploy/dagster.postgres.yaml)",
     "dagster_cli_daily": "Dagster CLI: snapshots in their own run, then the daily assets",
-    "dagster_cli_pooled": "Dagster CLI with the pooled SQLite event log (bench/pooled_sqlite.py)",
-    "dagster_cli_daily_pooled": "both of the above",
+    "dagster_cli_dagster_log": "Dagster CLI with Dagster's own SQLite event log (before session 8)",
     "noop_1": "Dagster CLI, 1 daily asset that does nothing",
     "noop_8": "Dagster CLI, 8 chained daily assets that do nothing",
     "noop_shape": "Dagster CLI, one day of no-op assets and checks as many as the pipeline's",
+    "noop_shape_dagster_log": "the same with Dagster's own SQLite event log (before session 8)",
     "noop_imports": "the bare script's imports, nothing else",
 }
 
@@ -185,8 +186,14 @@ class Bench:
             "PYTHONHASHSEED": "0",
         }
 
-    def dagster_home(self, scenario: str, postgres: bool = False, pooled: bool = False) -> Path:
-        name = "dagster_home" + ("_postgres" if postgres else "") + ("_pooled" if pooled else "")
+    def dagster_home(
+        self, scenario: str, postgres: bool = False, dagster_log: bool = False
+    ) -> Path:
+        name = (
+            "dagster_home"
+            + ("_postgres" if postgres else "")
+            + ("_dagster_log" if dagster_log else "")
+        )
         home = self.work / scenario / name
         if not (home / "dagster.yaml").exists():
             home.mkdir(parents=True, exist_ok=True)
@@ -196,13 +203,9 @@ class Bench:
                 else self.src / "dagster.yaml"
             )
             shutil.copy(config, home / "dagster.yaml")  # as `make` does
-            if pooled:  # the experiment of bench/pooled_sqlite.py
-                with open(home / "dagster.yaml", "a") as f:
-                    f.write(
-                        "\nevent_log_storage:\n  module: bench.pooled_sqlite\n"
-                        "  class: PooledSqliteEventLogStorage\n  config:\n"
-                        f"    base_dir: {home / 'history' / 'runs'}/\n"
-                    )
+            if dagster_log:  # the "before" of dataeng_assets/instance_event_log.py
+                text = (home / "dagster.yaml").read_text()
+                (home / "dagster.yaml").write_text(dagsters_own_event_log(text))
         return home
 
     def run_way(
@@ -215,7 +218,9 @@ class Bench:
         lake.mkdir(parents=True)
         out = base / "result.json"
         home = self.dagster_home(
-            scenario, postgres=way == "dagster_cli_postgres", pooled="pooled" in way
+            scenario,
+            postgres=way == "dagster_cli_postgres",
+            dagster_log=way.endswith("_dagster_log"),
         )
         env = self.env(landing, lake, home)
         if way == "dagster_cli_postgres":
@@ -244,7 +249,7 @@ class Bench:
             cmd = [PYTHON, "-c", "import bench.bare"]  # the bare script's start-up: its imports
             out_path = None
         elif way.startswith("noop_"):
-            if way == "noop_shape":  # as many assets and checks as the pipeline has
+            if way.startswith("noop_shape"):  # as many assets and checks as the pipeline has
                 env["BENCH_NOOP_ASSETS"], env["BENCH_NOOP_CHECKS"] = map(str, self.pipeline_shape)
             else:
                 env["BENCH_NOOP_ASSETS"] = way.removeprefix("noop_")
@@ -341,10 +346,19 @@ class Bench:
             f"{k} {report.med([x['wall_s'] for x in v]):.2f}s" for k, v in runs.items()), flush=True)  # fmt: skip
         return {"runs": runs}
 
+    @property
+    def before_ways(self) -> list[str]:
+        """The CLI on Dagster's own SQLite event log, next to the project's (full mode only)."""
+        return [] if self.quick else ["dagster_cli_dagster_log"]
+
     def scenario_partition(self) -> dict:
         landing = generate.scaled_landing(self.partition_rows)
         runs = self.alternate(
-            "partition", ALL_WAYS, landing, (DAY, DAY), f"rows_{self.partition_rows}"
+            "partition",
+            ALL_WAYS + self.before_ways,
+            landing,
+            (DAY, DAY),
+            f"rows_{self.partition_rows}",
         )
         return {"rows": self.partition_rows, "day": DAY.isoformat(), "runs": runs,
                 "facts": report.facts(landing)}  # fmt: skip
@@ -353,7 +367,7 @@ class Bench:
         window = TWO_WEEKS if self.quick else YEAR
         landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
         ways = [w for w in ALL_WAYS if not (self.quick and w == "dagster_inprocess")]
-        ways = [w for w in ways if w not in self.skip_ways]
+        ways = [w for w in ways + self.before_ways if w not in self.skip_ways]
         runs = self.alternate("full_year", ways, landing, window, "year")
         return {"window": [window[0].isoformat(), window[1].isoformat()],
                 "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
@@ -381,12 +395,14 @@ class Bench:
         """Dagster's fixed part of one run: a day of no-op assets and checks, as many as the
         pipeline has, through the CLI and the project's SQLite instance, against the bare script's
         start-up (its imports). The difference is what a run of this shape pays on top of the bare
-        script whatever the day's size: Dagster's imports and instance, the run, its events."""
+        script whatever the day's size: Dagster's imports and instance, the run, its events. The
+        same run on Dagster's own SQLite event log is the "before" of the project's."""
         assets, checks = self.pipeline_shape
         landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
         runs = self.alternate(
-            "run_floor", ["noop_shape", "noop_imports"], landing, (DAY, DAY), "day"
-        )
+            "run_floor", ["noop_shape", "noop_shape_dagster_log", "noop_imports"], landing,
+            (DAY, DAY), "day",
+        )  # fmt: skip
         return {"assets": assets, "checks": checks, "runs": runs}
 
     def scenario_large_day(self) -> dict:
@@ -439,16 +455,13 @@ class Bench:
 
         ``dagster_cli_daily``: the snapshots in their own run, then only the daily assets in the
         backfill (Dagster logs a planned event per day for every asset of a ranged run, the nine
-        unpartitioned ones included); ``dagster_cli_pooled``: the event log of
-        bench/pooled_sqlite.py; and both together.
+        unpartitioned ones included).
         """
         window = TWO_WEEKS if self.quick else YEAR
         landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
         ways = [
             "dagster_cli",
             "dagster_cli_daily",
-            "dagster_cli_pooled",
-            "dagster_cli_daily_pooled",
         ]
         runs = self.alternate("experiments", ways, landing, window, "year")
         return {"window": [window[0].isoformat(), window[1].isoformat()],
