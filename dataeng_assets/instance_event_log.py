@@ -7,7 +7,8 @@ and again in the index shard for asset and check events. A day of the pipeline s
 events, so that is seconds per run (``bench/results/profile.md``, session 8).
 
 This subclass keeps the storage, its files, schema and locking as Dagster has them and changes only
-how it connects: one engine per shard, kept while in use, its connection reused. The engines of the
+how it connects: one engine per shard, kept while in use, its connection reused (and a table found
+in the index once is not looked up again before every asset event). The engines of the
 least recently used shards are closed past ``MAX_ENGINES``, so a webserver or daemon that reads many
 runs' shards keeps a few files open, not one per run. Its connections set ``synchronous = NORMAL``:
 the log is in WAL mode already (Dagster sets it), so a commit no longer waits for the disk; a crash
