@@ -154,6 +154,6 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         super().wipe()
 
     def dispose(self) -> None:
-        self._dispose_engines()
-        if self._opened:
+        if self._opened:  # else never registered with an instance: nothing was opened
+            self._dispose_engines()
             super().dispose()

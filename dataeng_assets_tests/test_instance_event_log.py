@@ -195,3 +195,4 @@ def test_the_event_log_is_in_the_instances_directory_whatever_dagster_home_says(
         assert instance.event_log_storage._base_dir == str(home / "history" / "runs")
     assert (home / "history" / "runs" / f"{run_id}.db").exists()
     assert not elsewhere.exists()
+    PooledSqliteEventLogStorage().dispose()  # never given a directory: nothing to close
