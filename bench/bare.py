@@ -141,6 +141,7 @@ def run(landing: Path, lake_root: Path, start: dt.date, end: dt.date, timer: Tim
                 deliveries, table = read_raw(source, fs, root, days)
                 raw_bytes[source.name] = table.nbytes
                 raw = to_pandas(table)
+                del table  # the frame shares its strings; the Arrow offsets would be a second copy
             with timer("raw_checks"):
                 for delivery in deliveries:
                     raw_check_results(None, delivery)  # the key only labels the result
@@ -151,8 +152,12 @@ def run(landing: Path, lake_root: Path, start: dt.date, end: dt.date, timer: Tim
             contract = source.cleaned_contract
             references = {r.reference[0]: cleaned[r.reference[0]] for r in contract.references}
             with timer("clean"):
+                # Handed over as the cleaned asset does (clean_table(raw.load(), ...)): no
+                # reference kept here, so clean_table can let the delivered text go once typed.
+                handed = [raw]
+                del raw
                 result = clean_table(
-                    raw,
+                    handed.pop(),
                     contract,
                     natural_key=source.natural_key,
                     normalise=source.normalise,
@@ -164,8 +169,7 @@ def run(landing: Path, lake_root: Path, start: dt.date, end: dt.date, timer: Tim
                     if contract.pii_columns
                     else None,
                 )
-                raw_days = raw[["date"]] if source.is_daily else raw.iloc[:0]
-                del raw
+                raw_days = result.delivered_days if source.is_daily else None
             with timer("cleaned_checks"):
                 natural_key = list(source.natural_key)
                 if source.is_daily:  # every check once per day, as the assets record them

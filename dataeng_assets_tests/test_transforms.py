@@ -3,15 +3,20 @@
 import datetime as dt
 import json
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from dataeng_assets.contracts import ColumnSpec, Contract, parse_contract
 from dataeng_assets.sources.flights import build_flight_times
 from dataeng_assets.transforms.conform import (
     ContractViolation,
+    _narrow_delivered_text,
+    _repeated,
     cast_to_contract,
     clean_table,
+    distinct_rows,
     drop_exact_duplicates,
     local_to_utc,
 )
@@ -313,3 +318,52 @@ def test_a_quarantined_record_is_the_delivered_row_whatever_its_characters() -> 
     for row, code in enumerate(codes, start=1):
         delivered = {"code": code, "count": "x", "ratio": "1", "flag": "t", "at": "NA"}
         assert quarantine.loc[row, "record"] == json.dumps(delivered)
+
+
+def test_rows_are_grouped_as_pandas_groups_them_when_the_key_space_is_large() -> None:
+    """Two columns of 1,500 distinct values each: 2.25M possible keys over 3,000 rows, numbered
+    by sorting rather than through a lookup table."""
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(
+        {
+            "a": pd.array(rng.integers(0, 1_500, 3_000) * 7_919, dtype="Int64"),
+            "b": pd.Series(rng.integers(0, 1_500, 3_000)).map("v{}".format).astype("str"),
+        }
+    )
+    frame.loc[::97, "b"] = None  # missing equals missing
+    groups, representatives = distinct_rows(frame, ["a", "b"])
+    expected = frame.groupby(["a", "b"], dropna=False, sort=False).ngroup().to_numpy()
+    # The same partition of the rows (group numbers may differ), each group's representative in it.
+    assert len(set(zip(groups, expected, strict=True))) == len(set(groups)) == len(set(expected))
+    assert (groups[representatives] == np.arange(len(representatives))).all()
+    assert (_repeated(frame, ["a", "b"]) == frame.duplicated(keep=False).to_numpy()).all()
+
+
+def test_the_delivered_text_kept_for_the_quarantine_is_narrowed_not_changed() -> None:
+    raw = _raw(code=["a", None, "ccc"], count=["1", "NA", "x"], ratio=["0"] * 3,
+               flag=["t"] * 3, at=["NA"] * 3)  # fmt: skip
+    raw["date"] = [dt.date(2013, 1, 1)] * 3
+    narrow = _narrow_delivered_text(raw)
+    for column in ("code", "count"):
+        assert pa.array(narrow[column]).type == pa.string()  # 32-bit offsets
+        assert narrow[column].tolist()[::2] == raw[column].tolist()[::2]
+        assert narrow[column].isna().tolist() == raw[column].isna().tolist()
+    for column in ("_source_file", "_source_row", "date"):  # lineage and the day are left alone
+        assert narrow[column].dtype == raw[column].dtype
+    assert raw["code"].dtype == "str"  # the caller's frame is untouched
+
+
+def test_each_delivered_rows_day_is_kept_for_the_accounting() -> None:
+    raw = _raw(code=["a", "a", "b", "c"], count=["1", "1", "x", "3"], ratio=["0"] * 4,
+               flag=["t"] * 4, at=["NA"] * 4)  # fmt: skip
+    raw["date"] = [
+        dt.date(2013, 1, 1),
+        dt.date(2013, 1, 1),
+        dt.date(2013, 1, 2),
+        dt.date(2013, 1, 2),
+    ]
+    result = clean_table(raw, CONTRACT, natural_key=["code"])
+    # Every delivered row, whether cleaned, quarantined (b) or an exact duplicate (the second a).
+    assert result.delivered_days["date"].tolist() == raw["date"].tolist()
+    assert (result.rows_out, result.rows_quarantined, result.exact_duplicates_removed) == (2, 1, 1)
+    assert clean_table(raw.drop(columns="date"), CONTRACT).delivered_days is None

@@ -206,10 +206,10 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
         context: AssetExecutionContext, raw: DeferredFrame, pii: PiiKey, **references: pd.DataFrame
     ) -> Iterator:
         frames = {name.removeprefix("ref_"): frame for name, frame in references.items()}
-        delivered = raw.load()
         try:
             result = clean_table(
-                delivered,
+                # Handed over, not kept: clean_table lets the delivered text go once it is typed.
+                raw.load(),
                 contract,
                 natural_key=source.natural_key,
                 normalise=source.normalise,
@@ -221,10 +221,7 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
             )
         except ContractViolation as error:
             raise Failure(description=str(error), allow_retries=False) from error
-        # Only each raw row's day is needed from here on: let the delivered day go before the
-        # outputs are written (the peak of a large day's run).
-        raw_days = delivered[[PARTITION_COLUMN]] if source.is_daily else None
-        del delivered
+        raw_days = result.delivered_days if source.is_daily else None
         quarantine = result.quarantine.assign(
             run_id=context.run.run_id, quarantined_at=pd.Timestamp.now(tz="UTC").as_unit("us")
         )

@@ -69,6 +69,9 @@ class CleanResult:
     exact_duplicates_removed: int
     violations: pd.DataFrame  # every rule broken: rule, action, _source_file, _source_row, reason
     rule_counts: dict[str, int] = field(default_factory=dict)
+    # Each delivered row's day (the partition column), for each day's row accounting; None when
+    # the delivered rows have no day.
+    delivered_days: pd.DataFrame | None = None
 
     @property
     def rows_out(self) -> int:
@@ -330,8 +333,19 @@ def _renumber(key: np.ndarray, bound: int) -> tuple[np.ndarray, int]:
         lookup = np.cumsum(present, dtype=np.int32)
         lookup -= 1
         return lookup[key].astype(np.int64), int(present.sum())
-    groups, uniques = pd.factorize(key)
-    return groups, len(uniques)
+    # A large key space: numbered in sorted order. Half the time and memory of a hash table
+    # (pd.factorize) over a 4M-row day whose keys are nearly all distinct.
+    order = np.argsort(key)
+    ordered = key[order]
+    starts = np.empty(len(key), dtype=bool)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    del ordered
+    numbers = np.cumsum(starts, dtype=np.int64)
+    numbers -= 1
+    groups = np.empty_like(numbers)
+    groups[order] = numbers
+    return groups, int(numbers[-1]) + 1 if len(numbers) else 0
 
 
 def _repeated(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -678,6 +692,29 @@ def _values_at(column: pd.Series, positions: np.ndarray) -> ExtensionArray | np.
     return taken if arrow_strings and len(positions) else taken.to_numpy()
 
 
+def _narrow_delivered_text(raw: pd.DataFrame) -> pd.DataFrame:
+    """The delivered text with 32-bit offsets (Arrow ``string``) instead of pandas' 64-bit ones.
+
+    Once typed, a delivered column is only read again for the rows that end in quarantine (their
+    record as delivered), so it can be held in less memory: 4 bytes less per value, 0.26 GiB on a
+    4M-row day of flights, the strings themselves shared and not copied. A chunk too large for
+    32-bit offsets keeps its column as it is.
+    """
+    narrow = raw.copy(deep=False)  # copy-on-write: the caller's frame keeps its own columns
+    for column in raw.columns:
+        if column in PLATFORM_COLUMNS or column == PARTITION_COLUMN:
+            continue  # lineage is read for every violation, and shared with the cleaned rows
+        strings = _arrow_strings(raw[column])
+        if strings is None or not pa.types.is_large_string(strings.type):
+            continue
+        try:
+            text = pc.cast(strings, pa.string())
+        except pa.ArrowInvalid:
+            continue
+        narrow[column] = pd.Series(pd.arrays.ArrowExtensionArray(text), index=raw.index, copy=False)
+    return narrow
+
+
 def clean_table(
     raw: pd.DataFrame,
     contract: Contract,
@@ -694,10 +731,15 @@ def clean_table(
 
     Rows breaking a ``drop`` rule (or not parseable, or not typeable) go to the quarantine with every
     reason; ``warn`` rules are counted; a ``fail`` rule raises ContractViolation.
+
+    A caller that hands the delivered frame over, keeping no reference to it
+    (``clean_table(raw.load(), ...)``), gets part of its memory back as soon as it is typed;
+    ``CleanResult.delivered_days`` keeps each delivered row's day for the row accounting.
     """
     references = references or {}
     raw = raw.reset_index(drop=True)
     rows_in = len(raw)
+    delivered_days = raw[[PARTITION_COLUMN]] if PARTITION_COLUMN in raw else None
     problems: list[pd.DataFrame] = []
 
     # 1. Lines the raw layer could not parse: quarantined with their text, never typed.
@@ -718,6 +760,10 @@ def clean_table(
     # 2. Values that cannot be typed as the contract says.
     typed, type_problems = cast_to_contract(parsed, contract, na_values)
     del parsed  # a copy of the delivered day when lines were unparseable; typed has what it needs
+    # From here on the delivered text is only read for the quarantined rows' records: narrowed,
+    # and Arrow's freed memory handed back, before the steps that need the most (the key searches).
+    raw = _narrow_delivered_text(raw)
+    pa.default_memory_pool().release_unused()
     problems.append(type_problems)
     typed = _without(typed, type_problems["row"].unique())
 
@@ -795,6 +841,7 @@ def clean_table(
         exact_duplicates_removed=exact_duplicates,
         violations=detail.drop(columns=["row"]),
         rule_counts=detail["rule"].value_counts().to_dict(),
+        delivered_days=delivered_days,
     )
     if not result.balanced:  # pragma: no cover - would be a bug in this function
         raise AssertionError(
