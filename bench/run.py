@@ -10,8 +10,8 @@ Scenarios (each writes its measurements into ``bench.json`` as soon as it is don
   pipeline has (bench/noop_location.py), against the bare script's imports;
 - ``full_year``: the real 2013 flights, 365 partitions, as one single-run backfill, every way
   (2013-01-01..14 with --quick, without the in-process way);
-- ``dagster_floor``: the same backfill of daily assets that do nothing (1, and 8 like the pipeline):
-  what Dagster itself costs per partition (bench/noop_location.py);
+- ``dagster_floor``: the same backfill of daily assets that do nothing (1, 8, and as many assets and
+  checks as the pipeline has): what Dagster itself costs per partition (bench/noop_location.py);
 - ``linearity``: 1M, 4M and 16M flights in one day (12.5k, 50k, 200k with --quick), Dagster
   in-process and the bare script (in-process only with --quick); the partition scenario's runs are
   reused for its size; a run whose process tree passes the memory cap is killed and reported;
@@ -373,11 +373,14 @@ class Bench:
                 "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
 
     def scenario_dagster_floor(self) -> dict:
-        """Dagster alone: the same backfill of daily assets that do nothing (1 asset, and 8 like
-        the pipeline), through the CLI and the project's SQLite instance."""
+        """Dagster alone: the same backfill of daily assets that do nothing (1 asset, 8, and the
+        pipeline's shape: as many assets and checks, each check recorded every day), through the
+        CLI and the project's SQLite instance. The shape's backfill is the year's floor: what the
+        CLI run would take if the data cost nothing."""
         window = TWO_WEEKS if self.quick else YEAR
         landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
-        runs = self.alternate("dagster_floor", ["noop_1", "noop_8"], landing, window, "year")
+        ways = ["noop_1", "noop_8", "noop_shape"]
+        runs = self.alternate("dagster_floor", ways, landing, window, "year")
         return {"window": [window[0].isoformat(), window[1].isoformat()],
                 "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
 
