@@ -167,15 +167,20 @@ class Measured:
         }
 
 
-def _hwm_bytes(pid: int) -> int:
-    """The process's peak RSS since its exec (``VmHWM``), 0 when it is gone."""
+def status_bytes(pid: int, field: str) -> int:
+    """A memory field of ``/proc/<pid>/status`` in bytes (``VmRSS``, ``VmHWM``: the peak RSS since
+    the process's exec), 0 when the process is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError):
         pass
     return 0
+
+
+def _hwm_bytes(pid: int) -> int:
+    return status_bytes(pid, "VmHWM")
 
 
 def _tree_memory(proc: psutil.Process, hwm: dict[int, int]) -> int:

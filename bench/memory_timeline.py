@@ -26,7 +26,17 @@ import time
 from pathlib import Path
 
 from bench import generate
-from bench.common import REPO, RESULTS, VENV_BIN, WORK, loadavg, machine, now_iso, write_json
+from bench.common import (
+    REPO,
+    RESULTS,
+    VENV_BIN,
+    WORK,
+    loadavg,
+    machine,
+    now_iso,
+    status_bytes,
+    write_json,
+)
 from bench.run import DAY, snapshot
 
 INTERVAL_S = 0.02
@@ -35,16 +45,6 @@ EVENT = re.compile(
     r" - (?P<step>[\w]+) - (?P<kind>STEP_START|LOADED_INPUT|STEP_OUTPUT|HANDLED_OUTPUT|"
     r"STEP_SUCCESS|STEP_FAILURE) - (?P<message>.*)$"
 )
-
-
-def _status_kib(pid: int, field: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 def trace(src: Path, landing: Path, work: Path) -> dict:
@@ -82,19 +82,19 @@ def trace(src: Path, landing: Path, work: Path) -> dict:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     samples: list[tuple[float, float]] = []
-    hwm_kib = 0
+    hwm = 0
     while child.poll() is None:
-        rss = _status_kib(child.pid, "VmRSS")
-        hwm_kib = max(hwm_kib, _status_kib(child.pid, "VmHWM") or 0)
-        if rss is not None:
-            samples.append((round(time.perf_counter() - start, 3), round(rss / 2**20, 4)))
+        rss = status_bytes(child.pid, "VmRSS")
+        hwm = max(hwm, status_bytes(child.pid, "VmHWM"))
+        if rss:
+            samples.append((round(time.perf_counter() - start, 3), round(rss / 2**30, 4)))
         time.sleep(INTERVAL_S)
     reader.join(timeout=5)
     return {
         "wall_s": round(time.perf_counter() - start, 2),
         "returncode": child.returncode,
         "loadavg_before": load,
-        "hwm_gib": round(hwm_kib / 2**20, 3),
+        "hwm_gib": round(hwm / 2**30, 3),
         "samples": samples,
         "events": events,
         "phases": phases(samples, events),
