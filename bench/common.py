@@ -144,6 +144,9 @@ class Measured:
     loadavg_after: list[float]
     started_at: str
     killed_for_memory: bool = False
+    # User + system CPU of the process and every descendant it waited for (wait4's rusage): over
+    # the wall time, how many cores the way kept busy.
+    cpu_s: float | None = None
     result: dict[str, Any] = field(default_factory=dict)  # what the child wrote to its --out file
     log: str = ""
 
@@ -157,6 +160,7 @@ class Measured:
             "ok": self.ok,
             "wall_s": round(self.wall_s, 3),
             "peak_rss_mib": round(self.peak_rss_bytes / MIB, 1),
+            "cpu_s": None if self.cpu_s is None else round(self.cpu_s, 3),
             "returncode": self.returncode,
             "killed_for_memory": self.killed_for_memory,
             "loadavg_before": self.loadavg_before,
@@ -251,7 +255,7 @@ def run_measured(
         deadline = t0 + timeout_s
         status = 0
         while True:
-            pid, status, _ = os.wait4(child.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
             if time.perf_counter() > deadline:
@@ -276,6 +280,7 @@ def run_measured(
         loadavg_after=loadavg(),
         started_at=started,
         killed_for_memory=killed,
+        cpu_s=usage.ru_utime + usage.ru_stime,
         result=result,
         log=tail,
     )

@@ -8,7 +8,9 @@ partitions and backfill policy. Each returns a ``MaterializeResult`` and touches
 left is the run: planning, one planned and one materialization event per asset and day, the instance.
 ``BENCH_NOOP_CHECKS`` (default 0; the pipeline has 29) daily checks, spread over the assets, each
 recorded once per day through the pipeline's own ``checks.check_events``: one more event per check
-and day.
+and day. ``BENCH_NOOP_STATIC_ASSETS`` and ``BENCH_NOOP_STATIC_CHECKS`` (default 0; the pipeline has 9
+and 36: the reference snapshots and what reads them) add unpartitioned assets and their checks,
+recorded once per run whatever its days.
 """
 
 import os
@@ -29,6 +31,8 @@ from dataeng_assets.partitions import DAILY_2013
 
 COUNT = int(os.environ.get("BENCH_NOOP_ASSETS", "8"))
 CHECKS = int(os.environ.get("BENCH_NOOP_CHECKS", "0"))
+STATIC = int(os.environ.get("BENCH_NOOP_STATIC_ASSETS", "0"))
+STATIC_CHECKS = int(os.environ.get("BENCH_NOOP_STATIC_CHECKS", "0"))
 
 
 def _build(index: int):
@@ -51,4 +55,24 @@ def _build(index: int):
     return noop
 
 
-defs = Definitions(assets=[_build(i) for i in range(COUNT)], executor=in_process_executor)
+def _build_static(index: int):
+    key = AssetKey(f"noop_static_{index}")
+    names = [f"check_{c}" for c in range(STATIC_CHECKS) if c % STATIC == index]
+
+    @asset(
+        key=key,
+        backfill_policy=BackfillPolicy.single_run(),  # what lets the CLI run it with a range
+        check_specs=[check_spec(n, asset=key) for n in names],
+    )
+    def noop_static(context: AssetExecutionContext):
+        yield MaterializeResult()
+        passed = [AssetCheckResult(asset_key=key, check_name=n, passed=True) for n in names]
+        yield from check_events(context, {None: passed})
+
+    return noop_static
+
+
+defs = Definitions(
+    assets=[*(_build(i) for i in range(COUNT)), *(_build_static(i) for i in range(STATIC))],
+    executor=in_process_executor,
+)

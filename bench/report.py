@@ -16,7 +16,8 @@ from bench.common import GIB, MIB, RESULTS, median, percentile, write_json
 WAY_ORDER = [
     "dagster_cli", "dagster_cli_dagster_log", "dagster_cli_postgres", "dagster_cli_daily",
     "dagster_inprocess", "bare", "io_floor", "duckdb", "noop_1", "noop_8", "noop_shape",
-    "noop_shape_dagster_log", "noop_imports",
+    "noop_shape_dagster_log", "noop_imports", "dagster_cli_one_core", "bare_one_core",
+    "duckdb_one_core",
 ]  # fmt: skip
 LABELS = {
     "dagster_cli": "Dagster CLI",
@@ -32,6 +33,9 @@ LABELS = {
     "bare": "bare script",
     "io_floor": "I/O floor (pyarrow)",
     "duckdb": "DuckDB peer",
+    "dagster_cli_one_core": "Dagster CLI, one CPU",
+    "bare_one_core": "bare script, one CPU",
+    "duckdb_one_core": "DuckDB peer, one CPU",
 }
 TARGETS = {
     # name: (target, comparison, unit, what)
@@ -271,8 +275,8 @@ def _way_table(
 ) -> list[str]:
     lines = [
         f"| way | median wall (s) | min-max (s) | {base_label} (paired) | inner work (s) "
-        "| peak RSS (GiB) | load 1-min |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| peak RSS (GiB) | cores busy | load 1-min |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for way in WAY_ORDER:
         if way not in runs:
@@ -280,16 +284,18 @@ def _way_table(
         rs = runs[way]
         good = ok_runs(rs)
         if not good:
-            lines.append(f"| {LABELS[way]} | failed | | | | | |")
+            lines.append(f"| {LABELS[way]} | failed | | | | | | |")
             continue
         w = walls(rs)
         work = inner(rs, "materialize_s") or inner(rs, "work_s")
         loads = [r["loadavg_before"][0] for r in good]
+        # CPU seconds of the process tree per wall second (runs measured before session 10 have none)
+        busy = [r["cpu_s"] / r["wall_s"] for r in good if r.get("cpu_s") is not None]
         lines.append(
             f"| {LABELS[way]} | {med(w):.2f} | {min(w):.2f}-{max(w):.2f} | "
             f"{_fmt(paired_ratio(rs, runs[base]))} | {_fmt(median(work))} | "
             f"{_gib(median([r['peak_rss_mib'] * MIB for r in good]))} | "
-            f"{min(loads):.1f}-{max(loads):.1f} |"
+            f"{_fmt(median(busy)) if busy else ''} | {min(loads):.1f}-{max(loads):.1f} |"
         )
     return lines
 
@@ -368,6 +374,13 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
                   "The overhead figure's comparison (whole process against whole process) at the "
                   "linearity scenario's largest size, where Dagster's fixed part weighs less.", ""]  # fmt: skip
         lines += _way_table(large["runs"])
+    one = sc.get("one_core")
+    if one:
+        lines += ["", f"## One CPU: {one['rows']:,} flights in one day", "",
+                  "The scaled day with each way's process tree held to one CPU (`taskset`), next to "
+                  "the bare script and the DuckDB peer on both cores (`python -m bench.run --only "
+                  "one_core`). *Cores busy* is the tree's CPU time over its wall time.", ""]  # fmt: skip
+        lines += _way_table(one["runs"])
     floor = sc.get("run_floor")
     if floor:
         lines += ["", "## Dagster's fixed part of one run", "",
@@ -385,8 +398,8 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
         ("dagster_floor", "Dagster alone: {partitions} partitions of assets that do nothing",
          "The same CLI backfill of daily assets that touch no data (`bench/noop_location.py`): "
          "what Dagster itself costs per asset and day, with the project's SQLite instance. The "
-         "last row has as many assets and checks as the pipeline, each check recorded every "
-         "day: the floor of the year's single-run backfill, whatever the data costs.",
+         "last row has the pipeline's shape{shape}: the floor of the year's single-run backfill, "
+         "whatever the data costs.",
          "noop_1", "vs 1 asset"),
         ("experiments", "Experiment on the CLI's year backfill ({partitions} partitions)",
          "A proposed change measured without changing the package: the unpartitioned "
@@ -400,7 +413,17 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
     for name, title, text, base, base_label in sections:
         data = sc.get(name)
         if data:
-            lines += ["", "## " + title.format(partitions=data["partitions"]), "", text, ""]
+            shape = data.get("shape")
+            shape_text = (
+                f" ({shape['BENCH_NOOP_ASSETS']} daily assets and {shape['BENCH_NOOP_CHECKS']} "
+                "daily checks, each check recorded every day, and "
+                f"{shape['BENCH_NOOP_STATIC_ASSETS']} unpartitioned assets and "
+                f"{shape['BENCH_NOOP_STATIC_CHECKS']} checks, once)"
+                if shape
+                else ""
+            )
+            lines += ["", "## " + title.format(partitions=data["partitions"]), "",
+                      text.format(shape=shape_text), ""]  # fmt: skip
             lines += _way_table(data["runs"], base=base, base_label=base_label)
     lin = sc.get("linearity")
     if lin:

@@ -17,6 +17,9 @@ Scenarios (each writes its measurements into ``bench.json`` as soon as it is don
   reused for its size; a run whose process tree passes the memory cap is killed and reported;
 - ``large_day`` (on request): the largest linearity size (16M flights) through the Dagster CLI and
   the bare script, the overhead ratio where Dagster's fixed part weighs less;
+- ``one_core`` (on request): the scaled day through the CLI, the bare script and the peer with each
+  process tree held to one CPU, next to the bare script and the peer on both: the peer's share of
+  the second core;
 - ``query``: analyst queries over the full-year feature table written by the Dagster CLI;
 - ``file_to_feature``: taken from ``bench/file_to_feature.py`` when it exists, else null.
 
@@ -63,6 +66,7 @@ from bench.common import (
 YEAR = (dt.date(2013, 1, 1), dt.date(2013, 12, 31))
 TWO_WEEKS = (dt.date(2013, 1, 1), dt.date(2013, 1, 14))
 DAY = generate.SCALED_DAY
+ONE_CORE = "_one_core"  # the suffix of a way run with its process tree held to one CPU (taskset)
 ALL_WAYS = ["dagster_cli", "dagster_inprocess", "bare", "io_floor", "duckdb"]
 WAY_LABELS = {
     "dagster_cli": "Dagster CLI (`dagster asset materialize`, SQLite instance)",
@@ -213,6 +217,10 @@ class Bench:
     ) -> Measured:
         start, end = window
         base = self.work / scenario / tag / way
+        name = f"{scenario}/{tag}/{way}"
+        # A way ending in _one_core is that way with its whole process tree held to one CPU.
+        one_core = way.endswith(ONE_CORE)
+        way = way.removesuffix(ONE_CORE)
         lake = base / "lake"
         shutil.rmtree(lake, ignore_errors=True)
         lake.mkdir(parents=True)
@@ -249,8 +257,8 @@ class Bench:
             cmd = [PYTHON, "-c", "import bench.bare"]  # the bare script's start-up: its imports
             out_path = None
         elif way.startswith("noop_"):
-            if way.startswith("noop_shape"):  # as many assets and checks as the pipeline has
-                env["BENCH_NOOP_ASSETS"], env["BENCH_NOOP_CHECKS"] = map(str, self.pipeline_shape)
+            if way.startswith("noop_shape"):  # the pipeline's daily and unpartitioned parts
+                env.update({name: str(count) for name, count in self.pipeline_shape.items()})
             else:
                 env["BENCH_NOOP_ASSETS"] = way.removeprefix("noop_")
             cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-f",
@@ -269,8 +277,10 @@ class Bench:
                    "--out", str(out)]  # fmt: skip
             out_path = out
         cwd = self.src  # `python -m` puts the working directory first on sys.path
+        if one_core:
+            cmd = ["taskset", "--cpu-list", "0", *cmd]
         measured = run_measured(
-            f"{scenario}/{tag}/{way}", cmd, env=env, cwd=cwd,
+            name, cmd, env=env, cwd=cwd,
             log_path=base / "log.txt", out_path=out_path, timeout_s=3 * 3600,
             memory_cap_bytes=self.memory_cap,
         )  # fmt: skip
@@ -374,25 +384,34 @@ class Bench:
 
     def scenario_dagster_floor(self) -> dict:
         """Dagster alone: the same backfill of daily assets that do nothing (1 asset, 8, and the
-        pipeline's shape: as many assets and checks, each check recorded every day), through the
-        CLI and the project's SQLite instance. The shape's backfill is the year's floor: what the
-        CLI run would take if the data cost nothing."""
+        pipeline's shape: its daily assets and checks, each check recorded every day, and its
+        unpartitioned ones once), through the CLI and the project's SQLite instance. The shape's
+        backfill is the year's floor: what the CLI run would take if the data cost nothing."""
+        shape = self.pipeline_shape
         window = TWO_WEEKS if self.quick else YEAR
         landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
         ways = ["noop_1", "noop_8", "noop_shape"]
         runs = self.alternate("dagster_floor", ways, landing, window, "year")
         return {"window": [window[0].isoformat(), window[1].isoformat()],
-                "partitions": (window[1] - window[0]).days + 1, "runs": runs}  # fmt: skip
+                "partitions": (window[1] - window[0]).days + 1, "shape": shape, "runs": runs}  # fmt: skip
 
     @functools.cached_property
-    def pipeline_shape(self) -> tuple[int, int]:
-        """How many assets and checks the code location under test has (one import, once)."""
+    def pipeline_shape(self) -> dict[str, int]:
+        """How many daily and unpartitioned assets and checks the code location under test has (one
+        import, once): the no-op location's environment for the same shape."""
         code = ("import dataeng_assets.definitions as d; g = d.defs.resolve_asset_graph(); "
-                "print(len(g.get_all_asset_keys()), len(g.asset_check_keys))")  # fmt: skip
+                "daily = lambda k: g.get(k).partitions_def is not None; "
+                "a = g.get_all_asset_keys(); c = g.asset_check_keys; "
+                "print(sum(map(daily, a)), sum(daily(x.asset_key) for x in c), len(a), len(c))")  # fmt: skip
         out = subprocess.run([PYTHON, "-c", code], cwd=self.src, capture_output=True, text=True,
                              check=True, env={**os.environ, "PYTHONPATH": str(self.src)})  # fmt: skip
-        assets, checks = out.stdout.split()[-2:]
-        return int(assets), int(checks)
+        daily_assets, daily_checks, assets, checks = map(int, out.stdout.split()[-4:])
+        return {
+            "BENCH_NOOP_ASSETS": daily_assets,
+            "BENCH_NOOP_CHECKS": daily_checks,
+            "BENCH_NOOP_STATIC_ASSETS": assets - daily_assets,
+            "BENCH_NOOP_STATIC_CHECKS": checks - daily_checks,
+        }
 
     def scenario_run_floor(self) -> dict:
         """Dagster's fixed part of one run: a day of no-op assets and checks, as many as the
@@ -400,7 +419,9 @@ class Bench:
         start-up (its imports). The difference is what a run of this shape pays on top of the bare
         script whatever the day's size: Dagster's imports and instance, the run, its events. The
         same run on Dagster's own SQLite event log is the "before" of the project's."""
-        assets, checks = self.pipeline_shape
+        shape = self.pipeline_shape
+        assets = shape["BENCH_NOOP_ASSETS"] + shape["BENCH_NOOP_STATIC_ASSETS"]
+        checks = shape["BENCH_NOOP_CHECKS"] + shape["BENCH_NOOP_STATIC_CHECKS"]
         landing = generate.real_landing(WORK / "real" / "landing", *YEAR)
         runs = self.alternate(
             "run_floor", ["noop_shape", "noop_shape_dagster_log", "noop_imports"], landing,
@@ -417,6 +438,15 @@ class Bench:
             "large_day", ["dagster_cli", "bare"], landing, (DAY, DAY), f"rows_{rows}", warmup=False
         )
         return {"rows": rows, "runs": runs, "facts": report.facts(landing)}
+
+    def scenario_one_core(self) -> dict:
+        """The scaled day with every process tree held to one CPU (``taskset``), next to the bare
+        script and the peer on both: how much of the peer ratio is DuckDB using the second core,
+        where the pipeline's pandas work and delta-rs's writes use one."""
+        landing = generate.scaled_landing(self.partition_rows)
+        ways = ["bare", "duckdb", *(w + ONE_CORE for w in ("dagster_cli", "bare", "duckdb"))]
+        runs = self.alternate("one_core", ways, landing, (DAY, DAY), f"rows_{self.partition_rows}")
+        return {"rows": self.partition_rows, "runs": runs}
 
     def scenario_linearity(self) -> dict:
         ways = ["dagster_inprocess"] if self.quick else ["dagster_inprocess", "bare"]
@@ -518,7 +548,9 @@ class Bench:
         scenarios = ["imports", "partition", "run_floor", "full_year", "dagster_floor", "linearity", "query",
                      "file_to_feature"]  # fmt: skip
         # On request: PostgreSQL, experiments, and the CLI on the largest day (an hour in full mode).
-        scenarios += [n for n in only if n in ("instance_storage", "experiments", "large_day")]
+        scenarios += [
+            n for n in only if n in ("instance_storage", "experiments", "large_day", "one_core")
+        ]
         self.results.update({
             "mode": "quick" if self.quick else "full",
             "machine": machine(),
