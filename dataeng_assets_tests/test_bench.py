@@ -8,13 +8,15 @@ unique keys, and the bare script and the peer write what the pipeline writes fro
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from bench import bare, duckdb_peer, generate, report
-from bench.common import RESULTS, Timer
+from bench.common import RESULTS, Timer, run_measured
 from dataeng_assets.resources import build_resources
 from dataeng_assets_tests.conftest import local_settings, read_table, run_window
 
@@ -107,3 +109,30 @@ def test_the_summary_is_the_committed_results_headline() -> None:
     assert {k: v["value"] for k, v in recomputed.items()} == {
         k: v["value"] for k, v in summary.items()
     }
+
+
+def test_a_measured_run_records_the_cpu_of_its_process_tree(tmp_path: Path) -> None:
+    """``cpu_s`` (the "cores busy" column) counts the children a run waits for, and a way held to
+    one CPU sees only that CPU: what the one_core scenario's comparison rests on."""
+    script = (
+        "import json, subprocess, sys\n"
+        "child = 'sum(i * i for i in range(3_000_000))'\n"
+        "subprocess.run([sys.executable, '-c', child], check=True)\n"
+        "allowed = [l for l in open('/proc/self/status') if l.startswith('Cpus_allowed_list')]\n"
+        "json.dump({'allowed': allowed[0].split()[-1]}, open(sys.argv[1], 'w'))\n"
+    )
+    out = tmp_path / "out.json"
+    free = run_measured(
+        "free", [sys.executable, "-c", script, str(out)], log_path=tmp_path / "a.log",
+        out_path=out,
+    )  # fmt: skip
+    pinned = run_measured(
+        "pinned", ["taskset", "--cpu-list", "0", sys.executable, "-c", script, str(out)],
+        log_path=tmp_path / "b.log", out_path=out,
+    )  # fmt: skip
+    assert free.ok and pinned.ok
+    # The child's loop alone is a few hundred milliseconds of CPU: counted although it is a child.
+    assert free.cpu_s is not None and free.cpu_s > 0.1
+    assert free.as_dict()["cpu_s"] == round(free.cpu_s, 3)
+    assert pinned.result["allowed"] == "0"
+    assert free.result["allowed"] != "0" or os.cpu_count() == 1
