@@ -94,6 +94,33 @@ def test_an_integer_beyond_int64_is_quarantined_and_big_ones_stay_exact() -> Non
     assert result.balanced and result.rows_quarantined == 3
 
 
+def test_columns_cast_side_by_side_keep_their_own_values_and_problems_in_contract_order() -> None:
+    """The fast casts run on several threads: each typed column is still its own, whichever
+    finishes first, and the problems come in the contract's column order."""
+    names = [f"c{i}" for i in range(12)]
+    contract = Contract("t", "", tuple(ColumnSpec(n, "int" if i % 2 else "float")
+                                       for i, n in enumerate(names)))  # fmt: skip
+    columns = {n: [str(i * 1000 + row) for row in range(500)] for i, n in enumerate(names)}
+    columns["c9"][7] = "nine"  # the slow path for c9 and c4, the fast one for the others
+    columns["c4"][3] = "four"
+    typed, problems = cast_to_contract(_raw(**columns), contract)
+    for i, name in enumerate(names):
+        expected = [i * 1000 + row for row in range(500)]
+        bad = {"c9": 7, "c4": 3}.get(name)
+        got = typed[name].tolist()
+        assert [v for r, v in enumerate(got) if r != bad] == [
+            v for r, v in enumerate(expected) if r != bad
+        ], name
+        assert bad is None or pd.isna(got[bad]), name
+        assert str(typed[name].dtype) == ("Int64" if i % 2 else "float64"), name
+    assert list(zip(problems["rule"], problems["row"], strict=True)) == [
+        ("c4.type", 3), ("c9.type", 7)
+    ]  # fmt: skip
+    assert problems["reason"].tolist() == [
+        "c4: 'four' is not a valid float", "c9: 'nine' is not a valid int"
+    ]  # fmt: skip
+
+
 def test_exact_duplicates_are_counted_and_superseded_rows_are_quarantined() -> None:
     raw = _raw(code=["a", "a", "b", "b"], count=["1", "1", "1", "2"], ratio=["0"] * 4,
                flag=["t"] * 4, at=["NA"] * 4)  # fmt: skip

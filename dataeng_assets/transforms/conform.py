@@ -11,7 +11,9 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,7 @@ from dataeng_assets.contracts import (
     LINEAGE_COLUMNS,
     PARTITION_COLUMN,
     PLATFORM_COLUMNS,
+    ColumnSpec,
     Contract,
     Rule,
 )
@@ -262,20 +265,32 @@ def cast_to_contract(
     # frame untouched, so copying 4M rows of strings first would only double the peak memory.
     typed = frame.copy(deep=False)
     problems: list[pd.DataFrame] = []
-    for spec in contract.columns:
-        if spec.name not in frame.columns or spec.name in PLATFORM_COLUMNS:
-            continue
-        column = frame[spec.name]
+    specs = [
+        s for s in contract.columns if s.name in frame.columns and s.name not in PLATFORM_COLUMNS
+    ]
+    columns = [frame[spec.name] for spec in specs]
+
+    def fast_cast(column: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, np.ndarray] | None:
         fast = _cast_delivered(column, spec.type, missing_tokens)
+        if fast is None:
+            return None
+        cast, present = fast
+        return cast, np.flatnonzero(cast.isna().to_numpy() & present)
+
+    # The fast casts are Arrow kernels, which release the GIL: the columns are cast on every core
+    # at once (each column on its own, so the result is the same as one by one), and each keeps
+    # only its failed positions, not a mask of the whole day.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(specs), os.cpu_count() or 1))) as pool:
+        fast_casts = list(pool.map(fast_cast, columns, specs))
+    for spec, column, fast in zip(specs, columns, fast_casts, strict=True):
         if fast is not None:
-            cast, present = fast
+            cast, failed = fast
         else:
             delivered = _as_missing(column, missing_tokens)
             cast = _cast_column(delivered, spec.type)
-            present = delivered.notna().to_numpy()
-        failed = cast.isna().to_numpy() & present
-        if failed.any():
-            values = _as_missing(column[failed], missing_tokens).astype("str")
+            failed = np.flatnonzero(cast.isna().to_numpy() & delivered.notna().to_numpy())
+        if len(failed):
+            values = _as_missing(column.iloc[failed], missing_tokens).astype("str")
             problems.append(
                 pd.DataFrame(
                     {
