@@ -385,7 +385,8 @@ def markdown(results: dict, figs: dict[str, dict]) -> str:
     if floor:
         lines += ["", "## Dagster's fixed part of one run", "",
                   f"One day of {floor['assets']} no-op assets and {floor['checks']} checks (as many as "
-                  "the pipeline has; `bench/noop_location.py`, chained, one check result per check) "
+                  "the pipeline has, daily and unpartitioned alike; `bench/noop_location.py`, one check "
+                  "result per check) "
                   "through `dagster asset materialize` and the project's SQLite instance, against "
                   "the bare script's start-up (`import bench.bare`): Dagster's imports and "
                   "instance, creating and planning the run, its events. "
