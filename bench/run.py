@@ -258,7 +258,7 @@ class Bench:
             out_path = None
         elif way.startswith("noop_"):
             if way.startswith("noop_shape"):  # the pipeline's daily and unpartitioned parts
-                env.update({name: str(count) for name, count in self.pipeline_shape.items()})
+                env.update({var: str(count) for var, count in self.pipeline_shape.items()})
             else:
                 env["BENCH_NOOP_ASSETS"] = way.removeprefix("noop_")
             cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-f",
