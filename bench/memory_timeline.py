@@ -29,7 +29,6 @@ from bench import generate
 from bench.common import (
     REPO,
     RESULTS,
-    VENV_BIN,
     WORK,
     loadavg,
     machine,
@@ -37,7 +36,7 @@ from bench.common import (
     status_bytes,
     write_json,
 )
-from bench.run import DAY, snapshot
+from bench.run import DAY, cli_materialize, run_env, snapshot
 
 INTERVAL_S = 0.02
 # "... - <step> - <EVENT_TYPE> - <message>" as the CLI logs a run's events.
@@ -56,15 +55,10 @@ def trace(src: Path, landing: Path, work: Path) -> dict:
     shutil.copy(src / "dagster.yaml", home / "dagster.yaml")  # as `make` does
     env = {
         **os.environ,
-        "DATAENG_LANDING_ROOT": str(landing),
-        "DATAENG_LAKE_ROOT": str(lake),
-        "DAGSTER_HOME": str(home),
-        "PYTHONPATH": str(src),
-        "PYTHONHASHSEED": "0",
+        **run_env(src, landing, lake, home),
         "PYTHONUNBUFFERED": "1",  # each log line as it happens: the phases' marks
     }
-    cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-m", "dataeng_assets.definitions",
-           "--select", "*", "--partition", DAY.isoformat()]  # fmt: skip
+    cmd = cli_materialize(["--partition", DAY.isoformat()])
     load = loadavg()
     start = time.perf_counter()
     child = subprocess.Popen(cmd, cwd=src, env=env, stdout=subprocess.PIPE,

@@ -159,6 +159,23 @@ def postgres_env(database: str | None = None, fresh: bool = False) -> dict[str, 
     return env
 
 
+def run_env(src: Path, landing: Path, lake: Path, home: Path) -> dict[str, str]:
+    """What a measured run of ``src``'s package is given: its landing zone, lake and instance."""
+    return {
+        "DATAENG_LANDING_ROOT": str(landing),
+        "DATAENG_LAKE_ROOT": str(lake),
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(src), str(REPO)])),
+        "PYTHONHASHSEED": "0",
+    }
+
+
+def cli_materialize(partition: list[str]) -> list[str]:
+    """Every asset through ``dagster asset materialize``, as a user runs it."""
+    return [str(VENV_BIN / "dagster"), "asset", "materialize", "-m", "dataeng_assets.definitions",
+            "--select", "*", *partition]  # fmt: skip
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.quick: bool = args.quick
@@ -182,13 +199,7 @@ class Bench:
 
     # --- one way, one run --------------------------------------------------------------------
     def env(self, landing: Path, lake: Path, home: Path) -> dict[str, str]:
-        return {
-            "DATAENG_LANDING_ROOT": str(landing),
-            "DATAENG_LAKE_ROOT": str(lake),
-            "DAGSTER_HOME": str(home),
-            "PYTHONPATH": os.pathsep.join(dict.fromkeys([str(self.src), str(REPO)])),
-            "PYTHONHASHSEED": "0",
-        }
+        return run_env(self.src, landing, lake, home)
 
     def dagster_home(
         self, scenario: str, postgres: bool = False, dagster_log: bool = False
@@ -250,8 +261,7 @@ class Bench:
                    f"{cli} --select '{daily}' --partition-range {span_arg}"]  # fmt: skip
             out_path = None
         elif way.startswith("dagster_cli"):
-            cmd = [str(VENV_BIN / "dagster"), "asset", "materialize", "-m",
-                   "dataeng_assets.definitions", "--select", "*", *partition]  # fmt: skip
+            cmd = cli_materialize(partition)
             out_path = None
         elif way == "noop_imports":
             cmd = [PYTHON, "-c", "import bench.bare"]  # the bare script's start-up: its imports
